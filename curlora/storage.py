@@ -13,6 +13,8 @@ from pathlib import Path
 
 #: Environment variable that moves every cache (models, data, results) elsewhere.
 CACHE_ENV = "CURLORA_CACHE"
+#: Environment variable that moves only experiment results (e.g. into a project folder).
+RESULTS_ENV = "CURLORA_RESULTS"
 
 
 def cache_root() -> Path:
@@ -21,6 +23,13 @@ def cache_root() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "curlora"
+
+
+def results_root() -> Path:
+    """Where experiment results live: $CURLORA_RESULTS, else <cache root>/results."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser()
+    return cache_root() / "results"
 
 
 def safe_name(key: str) -> str:
