@@ -68,3 +68,104 @@ def layer_stats(model: nn.Module) -> list[dict]:
             }
         )
     return rows
+
+
+@torch.no_grad()
+def output_shift(model: nn.Module, tokenizer, text: str, max_tokens: int = 256) -> dict[str, float]:
+    """Per adapted layer: ‖x·ΔWᵀ‖ / ‖x·Wᵀ‖ over the tokens of ``text`` — how much the adapter
+    actually moves that layer's output on real input (not just how large ΔW is)."""
+    ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens]
+    device = next(model.parameters()).device
+    seen: dict[str, tuple[float, float]] = {}
+    hooks = []
+    for name, layer in adapter_layers(model):
+        base = layer.base if isinstance(layer, FactoredAdapter) else layer.get_base_layer()
+
+        def hook(module, inputs, output, name=name, layer=layer, base=base):
+            x = inputs[0]
+            W = weight_matrix(base)
+            delta = (
+                layer.delta_weight() if isinstance(layer, FactoredAdapter) else _lora_delta(layer)
+            )
+            seen[name] = (float((x @ delta.T.to(x.dtype)).norm()), float((x @ W.T).norm()))
+
+        hooks.append(layer.register_forward_hook(hook))
+    try:
+        model(input_ids=ids.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return {name: d / w for name, (d, w) in seen.items()}
+
+
+def _lora_delta(layer: nn.Module) -> torch.Tensor:
+    ((left, core, right),) = delta_factors(layer)
+    return left @ core @ right
+
+
+def uniformity_vs_width(
+    widths: list[int], modes: tuple[str, ...], rows: int = 64, spread: float = 1.0, seed: int = 0
+) -> list[dict]:
+    """Total-variation distance from uniform of each mode's column probabilities, for matrices
+    of growing width whose column norms vary log-normally (σ = ``spread``)."""
+    from curlora.cur import selection_probabilities, total_variation_from_uniform
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in widths:
+        scales = torch.exp(spread * torch.randn(n, generator=g))
+        W = torch.randn(rows, n, generator=g) * scales
+        for mode in modes:
+            p = selection_probabilities(W, "columns", mode)
+            out.append(
+                {"width": n, "mode": mode, "tv_from_uniform": total_variation_from_uniform(p)}
+            )
+    return out
+
+
+def picked_energy_share(
+    W: torch.Tensor, rank: int, modes: tuple[str, ...], seeds: list[int], axis: str = "columns"
+) -> list[dict]:
+    """Share of ‖W‖_F² carried by the distinct columns (or rows) each mode picks, per seed."""
+    from curlora.cur import select_indices, squared_norms
+
+    sq = squared_norms(W, axis)
+    out = []
+    for mode in modes:
+        for seed in seeds:
+            idx = select_indices(W, axis, rank, mode, torch.Generator().manual_seed(seed)).unique()
+            out.append(
+                {
+                    "mode": mode,
+                    "seed": seed,
+                    "share": float(sq[idx].sum() / sq.sum()),
+                    "distinct": len(idx),
+                }
+            )
+    return out
+
+
+def parameter_table(
+    configs: list[str],
+    ranks: list[int],
+    methods: tuple[str, ...] = ("full", "lora", "curlora", "svd"),
+) -> list[dict]:
+    """Trainable parameters per shipped config, method and rank (Q/K/V preset, heads excluded)."""
+    from curlora.inject import count_parameters
+
+    rows = []
+    for config in configs:
+        full = count_parameters(config, "full")
+        for rank in ranks:
+            for method in methods:
+                n = full if method == "full" else count_parameters(config, method, rank)
+                rows.append(
+                    {
+                        "model": config,
+                        "rank": rank,
+                        "method": method,
+                        "trainable": n,
+                        "share_of_full": n / full,
+                    }
+                )
+    return rows

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from curlora import metrics
-from curlora.analysis import layer_stats
+from curlora.analysis import layer_stats, output_shift
 from curlora.cur import SAMPLING_MODES
 from curlora.data import Collator, Task, load_corpus, load_task
 from curlora.inject import METHODS, apply_adapter, trainable_parameters
@@ -52,8 +52,8 @@ class ExperimentSpec:
     target_modules: tuple[str, ...] | None = None
     split_fused: bool = False
     tasks: tuple[str, ...] = ("wiki-pairs", "movie-snippets", "tweets-3class")
-    train_size: int = 240
-    eval_size: int = 200
+    train_size: int = 200
+    eval_size: int = 100
     epochs: int = 1
     max_steps: int | None = None  # per task; None = epochs over train_size; 0 = no training
     lr: float = 5e-3
@@ -66,7 +66,7 @@ class ExperimentSpec:
     dtype: str = "float32"
     corpus: str = "wiki-heldout"
     ppl_mode: str = "strided"
-    ppl_tokens: int | None = 2048  # None = the whole corpus
+    ppl_tokens: int | None = 1024  # None = the whole corpus
     ppl_max_length: int = 512
     ppl_stride: int | None = None  # None = ppl_max_length (non-overlapping windows)
 
@@ -386,10 +386,8 @@ def run(
 
     stages = _load_stages(folder, lm, tasks, spec) if cache else []
     heads = [stage["head"] for stage in stages]
-    if not stages:
-        initial = {"stage": 0, "after_task": None, "perplexity": ppl()}
-    else:
-        initial = stages[0]["record"]["initial"]
+    initial_ppl = _initial_perplexity(spec, ppl) if cache else ppl()
+    initial = {"stage": 0, "after_task": None, "perplexity": initial_ppl}
     records = [s["record"] for s in stages]
     for i in range(len(stages), len(tasks)):
         task = tasks[i]
@@ -410,10 +408,9 @@ def run(
             for j, t in enumerate(tasks[: i + 1])
         ]
         record = {
-            "initial": initial,
             "accuracy": accuracy,
             "perplexity": {"stage": i + 1, "after_task": task.name, "perplexity": ppl()},
-            "layers": [{"stage": i + 1, "after_task": task.name, **row} for row in layer_stats(lm)],
+            "layers": _layer_records(lm, tok, corpus, i + 1, task.name),
             "loss": [
                 {"stage": i + 1, "task": task.name, "step": s, "loss": v}
                 for s, v in enumerate(losses)
@@ -440,6 +437,26 @@ def run(
     if accelerator.is_main_process and cache:
         results.save(folder)
     return results
+
+
+def _initial_perplexity(spec: ExperimentSpec, measure) -> float:
+    """The untouched model's perplexity, shared by every run with the same model and corpus."""
+    fields = ("model", "dtype", "corpus", "ppl_mode", "ppl_tokens", "ppl_max_length", "ppl_stride")
+    key = json.dumps({f: getattr(spec, f) for f in fields}, sort_keys=True)
+    path = results_root() / "initial-perplexity" / f"{safe_name(key)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["perplexity"]
+    value = measure()
+    write_text(path, json.dumps({"spec": key, "perplexity": value}))
+    return value
+
+
+def _layer_records(lm, tok, corpus: str, stage: int, task: str) -> list[dict]:
+    shift = output_shift(lm, tok, corpus, max_tokens=128)
+    return [
+        {"stage": stage, "after_task": task, **row, "output_shift": shift.get(row["layer"], 0.0)}
+        for row in layer_stats(lm)
+    ]
 
 
 def _targets(spec: ExperimentSpec):
