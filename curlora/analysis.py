@@ -151,14 +151,15 @@ def parameter_table(
     methods: tuple[str, ...] = ("full", "lora", "curlora", "svd"),
 ) -> list[dict]:
     """Trainable parameters per shipped config, method and rank (Q/K/V preset, heads excluded)."""
-    from curlora.inject import count_parameters
+    from curlora.inject import count_parameters, meta_model
 
     rows = []
     for config in configs:
-        full = count_parameters(config, "full")
+        model = meta_model(config)  # built once per config, counted many times
+        full = count_parameters(model, "full")
         for rank in ranks:
             for method in methods:
-                n = full if method == "full" else count_parameters(config, method, rank)
+                n = count_parameters(model, method, rank)
                 rows.append(
                     {
                         "model": config,
@@ -169,3 +170,53 @@ def parameter_table(
                     }
                 )
     return rows
+
+
+def head_parameters(configs: list[str], n_labels: list[int]) -> list[dict]:
+    """Parameters of a task head (hidden → labels, with bias) per config: counted apart from adapters."""
+    from curlora.inject import load_config
+
+    rows = []
+    for config in configs:
+        c = load_config(config)
+        hidden = getattr(c, "hidden_size", None) or c.n_embd
+        rows.extend({"model": config, "labels": k, "head": hidden * k + k} for k in n_labels)
+    return rows
+
+
+def named_weights(
+    model: nn.Module, targets: list[str] | str, layers: list[int] | None = None
+) -> dict[str, torch.Tensor]:
+    """Out × in weights of the modules ``targets`` names (suffixes or a regex), detached;
+    ``layers`` keeps only those whose name has one of these block numbers (``.N.``)."""
+    from curlora.inject import resolve_targets
+
+    modules = dict(model.named_modules())
+    names = resolve_targets(model, targets)
+    if layers is not None:
+        wanted = {str(i) for i in layers}
+        names = [n for n in names if wanted & set(n.split("."))]
+        if not names:
+            raise ValueError(
+                f"No {targets} module in layers {layers}; the model has {len(resolve_targets(model, targets))} such modules."
+            )
+    return {n: weight_matrix(modules[n]).detach() for n in names}
+
+
+def reconstruction_table(
+    W: torch.Tensor, ranks: list[int], modes: tuple[str, ...], seeds: list[int]
+) -> list[dict]:
+    """Classical CUR (C⁺WR⁺) relative error for each rank, mode and seed."""
+    from curlora.cur import reconstruction_error
+
+    return [
+        {
+            "rank": r,
+            "mode": m,
+            "seed": s,
+            "error": reconstruction_error(W, r, m, torch.Generator().manual_seed(s)),
+        }
+        for r in ranks
+        for m in modes
+        for s in seeds
+    ]

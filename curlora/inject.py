@@ -239,6 +239,16 @@ def load_config(config: Any):
     raise TypeError(f"Expected a transformers config, dict or shipped name, got {type(config)}.")
 
 
+def meta_model(config: Any) -> nn.Module:
+    """A causal LM built from a config on the meta device: shapes only, no memory, no weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = load_config(config)
+    # Mistral-7B is built in about a second this way.
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
 def count_parameters(
     config: Any,
     method: str,
@@ -248,14 +258,10 @@ def count_parameters(
 ) -> int:
     """Trainable parameters of ``method`` ('full', 'lora', 'curlora', 'svd') for a config, no weights.
 
-    Heads are not included, as in the paper's §4.5 counts.
+    ``config`` may also be a model (real or meta). Heads are not included, as in the paper's
+    §4.5 counts.
     """
-    from transformers import AutoModelForCausalLM
-
-    config = load_config(config)
-    # The meta device gives shapes without allocating: Mistral-7B is built in about a second.
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+    model = config if isinstance(config, nn.Module) else meta_model(config)
     if method == "full":
         return sum(p.numel() for p in model.parameters())
     if method not in ("lora", "curlora", "svd"):
