@@ -24,6 +24,13 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# The main job: the notebook suite headless (cached results make a re-run take seconds).
+figures: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m curlora.notebooks run --profile $(PROFILE)
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 

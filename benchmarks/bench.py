@@ -1,0 +1,435 @@
+"""CURLoRA vs PEFT LoRA cost, measured side by side in one run; writes benchmarks/RESULTS.md.
+
+    python benchmarks/bench.py            # full run on SmolLM2-135M (minutes)
+    python benchmarks/bench.py --quick    # tiny shapes, seconds (CI runs this so it cannot rot)
+
+Each configuration runs in a fresh process (so peak memory is its own): after set-up the
+process resets its peak-RSS counter (Linux /proc/self/clear_refs), runs warm-up and measured
+steps, and reports median step time and peak extra memory. On CUDA the same steps run in bf16
+with synchronised timing and torch.cuda.max_memory_allocated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+
+
+# ------------------------------------------------------------------ measured in a child process
+
+
+def _peak_reset() -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    return _status("VmRSS")
+
+
+def _peak_read(baseline: float) -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20 - baseline
+    return _status("VmHWM") - baseline
+
+
+def _status(field: str) -> float:
+    return (
+        int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+    )
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _timed(step, warmup: int, repeats: int) -> dict:
+    baseline = _peak_reset()
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        _sync()
+        start = time.perf_counter()
+        step()
+        _sync()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "times": times, "peak_mb": _peak_read(baseline)}
+
+
+class DenseCURLoRA:
+    """The reference implementation's forward: build C·U·R (out × in) every call. Kept only here."""
+
+    @staticmethod
+    def patch(model: nn.Module) -> None:
+        from curlora.layers import FactoredAdapter
+
+        for module in model.modules():
+            if isinstance(module, FactoredAdapter):
+                module.adapter_output = lambda x, m=module: x @ m.delta_weight().T
+
+
+def _model_step(cfg: dict):
+    from curlora import apply_adapter
+    from curlora.continual import TaskModel, new_head
+    from curlora.models import load_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    lm, tok = load_model(cfg["model"], dtype=dtype)
+    method = "curlora" if cfg["method"] == "curlora-dense" else cfg["method"]
+    apply_adapter(lm, method, cfg["rank"])
+    if cfg["method"] == "curlora-dense":
+        DenseCURLoRA.patch(lm)
+    lm.to(device)
+    head = new_head(lm, 2, seed=0).to(dtype)
+    module = TaskModel(lm, head)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, len(tok) - 1, (cfg["batch"], cfg["tokens"]), generator=g).to(device)
+    mask = torch.ones_like(ids)
+    labels = torch.randint(0, 2, (cfg["batch"],), generator=g).to(device)
+
+    def step():
+        loss = nn.functional.cross_entropy(module(ids, mask).float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _layer_step(cfg: dict):
+    from transformers.pytorch_utils import Conv1D
+
+    from curlora import CURLoRALinear
+    from curlora.inject import _apply_peft_lora
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    torch.manual_seed(0)
+    out_f, in_f = cfg["shape"]
+    base = Conv1D(out_f, in_f)
+    nn.init.normal_(base.weight, std=0.02)
+    holder = nn.Sequential()
+    holder.add_module("c_attn", base)
+    if cfg["method"] == "lora":
+        _apply_peft_lora(holder, ["c_attn"], cfg["rank"], 1.0, seed=0)
+        layer = holder.c_attn
+    elif cfg["method"] == "frozen":
+        layer = base.requires_grad_(False)
+    else:
+        layer = CURLoRALinear(base, cfg["rank"], generator=torch.Generator().manual_seed(0))
+        if cfg["method"] == "curlora-dense":
+            layer.adapter_output = lambda x: x @ layer.delta_weight().T
+    layer.to(device, dtype)
+    x = torch.randn(
+        cfg["batch"], cfg["tokens"], in_f, device=device, dtype=dtype, requires_grad=True
+    )
+    params = [p for p in layer.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4) if params else None
+
+    def step():
+        # The input needs a gradient, as inside a network: that is the backward a frozen layer does too.
+        layer(x).float().pow(2).mean().backward()
+        x.grad = None
+        if opt:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _merged_inference(cfg: dict):
+    from curlora import apply_adapter
+    from curlora.inject import adapter_layers
+    from curlora.models import load_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm, tok = load_model(cfg["model"])
+    if cfg["method"] == "merged":
+        apply_adapter(lm, "curlora", cfg["rank"])
+        for _, layer in adapter_layers(lm):
+            with torch.no_grad():
+                layer.U.normal_(std=1e-3)
+            layer.merge()
+    lm.to(device)
+    ids = torch.randint(
+        0, len(tok) - 1, (cfg["batch"], cfg["tokens"]), generator=torch.Generator().manual_seed(0)
+    ).to(device)
+
+    @torch.no_grad()
+    def step():
+        lm(input_ids=ids)
+
+    return step
+
+
+def _evaluation(cfg: dict):
+    from curlora.continual import TaskModel, evaluate, new_head
+    from curlora.data import load_task
+    from curlora.models import load_model
+
+    lm, tok = load_model(cfg["model"])
+    task = load_task("movie-snippets", train_size=8, eval_size=cfg["examples"], seed=0)
+    module = TaskModel(lm, new_head(lm, 2, seed=0))
+    if cfg["method"] == "batched":
+        return lambda: evaluate(module, task, tok, 32, 64, progress=False)
+
+    @torch.no_grad()
+    def one_by_one():  # how the reference code evaluates: one text per forward
+        module.eval()
+        for text in task.texts("eval"):
+            ids = tok(text, return_tensors="pt", truncation=True, max_length=64).input_ids
+            module(ids, torch.ones_like(ids)).argmax(-1)
+
+    return one_by_one
+
+
+BUILDERS = {
+    "model": _model_step,
+    "layer": _layer_step,
+    "merged": _merged_inference,
+    "eval": _evaluation,
+}
+
+
+def _child(cfg: dict, queue) -> None:
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(0)
+    step = BUILDERS[cfg["kind"]](cfg)
+    queue.put(_timed(step, cfg["warmup"], cfg["repeats"]))
+
+
+def measure(cfg: dict) -> dict:
+    """Run one configuration in a fresh process and return its timings and peak memory."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(cfg, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return {**cfg, **result}
+
+
+# ------------------------------------------------------------------ orchestration and report
+
+
+def plan(quick: bool) -> dict[str, list[dict]]:
+    model = "tiny-llama" if quick else "smollm2-135m"
+    common = {
+        "threads": torch.get_num_threads(),
+        "warmup": 1 if quick else 2,
+        "repeats": 2 if quick else 7,
+    }
+    shape = (192, 64) if quick else (3840, 1280)
+    rank, tokens, layer_tokens = (4, 16, 16) if quick else (16, 64, 256)
+    return {
+        f"train step, {model} q/k/v r{rank}, batch 8×{tokens}": [
+            {
+                **common,
+                "kind": "model",
+                "model": model,
+                "method": m,
+                "rank": 4 if quick else 16,
+                "batch": 8,
+                "tokens": 16 if quick else 64,
+            }
+            for m in ("curlora", "curlora-dense", "lora", "head-only")
+        ],
+        f"train step, one GPT-2-large-shaped c_attn {shape[1]}→{shape[0]} r{rank}, batch 8×{layer_tokens}": [
+            {
+                **common,
+                "kind": "layer",
+                "shape": shape,
+                "method": m,
+                "rank": 4 if quick else 16,
+                "batch": 8,
+                "tokens": 16 if quick else 256,
+            }
+            for m in ("curlora", "curlora-dense", "lora", "frozen")
+        ],
+        f"inference after merge(), {model}, batch 8×{tokens}": [
+            {
+                **common,
+                "kind": "merged",
+                "model": model,
+                "method": m,
+                "rank": 4 if quick else 16,
+                "batch": 8,
+                "tokens": 16 if quick else 64,
+                "repeats": common["repeats"] * 3,
+            }
+            for m in ("base", "merged")
+        ],
+        f"evaluation, {model}, movie-snippets": [
+            {
+                **common,
+                "kind": "eval",
+                "model": model,
+                "method": m,
+                "examples": 16 if quick else 128,
+                "repeats": 1 if quick else 3,
+                "warmup": 1,
+            }
+            for m in ("batched", "one-by-one")
+        ],
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def report(results: dict[str, list[dict]], quick: bool, suite: dict | None) -> str:
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    lines = [
+        f"# Benchmark results{' (quick mode: tiny shapes, not for conclusions)' if quick else ''}",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {device}, torch {torch.__version__}; "
+        "medians of the measured repeats after warm-up, each configuration in a fresh process.",
+        "",
+    ]
+    if not torch.cuda.is_available():
+        lines += [
+            "CUDA path: skipped (no GPU on this machine); the same script times bf16 with "
+            "synchronisation and reads torch.cuda.max_memory_allocated when one is present.",
+            "",
+        ]
+    targets = []
+    for title, rows in results.items():
+        lines += [
+            f"## {title}",
+            "",
+            "| configuration | median time (ms) | peak extra memory (MiB) |",
+            "|---|---|---|",
+        ]
+        for r in rows:
+            lines.append(f"| {r['method']} | {1000 * r['median_s']:.1f} | {r['peak_mb']:.1f} |")
+        by = {r["method"]: r for r in rows}
+        lines.append("")
+        if "lora" in by:
+            floor = by.get("head-only") or by.get("frozen")
+            t_ratio = by["curlora"]["median_s"] / by["lora"]["median_s"]
+            m_ratio = by["curlora"]["peak_mb"] / max(by["lora"]["peak_mb"], 1e-9)
+            dense = by["curlora-dense"]["median_s"] / by["curlora"]["median_s"]
+            lines += [
+                f"- CURLoRA / LoRA: time {t_ratio:.3f}, peak memory {m_ratio:.3f}",
+                f"- CURLoRA / floor ({floor['method']}): time {by['curlora']['median_s'] / floor['median_s']:.3f}",
+                f"- dense C·U·R forward (reference approach) / factored: time {dense:.2f}",
+                "",
+            ]
+            targets.append(
+                (f"{title}: CURLoRA/LoRA step time ≤ 1.00", t_ratio <= 1.0, f"{t_ratio:.3f}")
+            )
+            targets.append(
+                (f"{title}: CURLoRA/LoRA peak memory ≤ 1.00", m_ratio <= 1.0, f"{m_ratio:.3f}")
+            )
+        if "merged" in by:
+            ratio = by["merged"]["median_s"] / by["base"]["median_s"]
+            lines += [f"- merged / base inference time: {ratio:.3f}", ""]
+            targets.append(
+                ("merged/base inference within 2%", abs(ratio - 1) <= 0.02, f"{ratio:.3f}")
+            )
+        if "batched" in by:
+            n = rows[0]["examples"]
+            speed = {k: n / by[k]["median_s"] for k in ("batched", "one-by-one")}
+            ratio = speed["batched"] / speed["one-by-one"]
+            lines += [
+                f"- examples/s: batched {speed['batched']:.1f}, one-by-one {speed['one-by-one']:.1f} "
+                f"(×{ratio:.1f})",
+                "",
+            ]
+            targets.append(
+                ("batched evaluation ≥ 5× per-example loop", ratio >= 5, f"×{ratio:.1f}")
+            )
+    lines += ["## Notebook suite (cpu profile)", ""]
+    if suite:
+        lines += [
+            f"- first run: {suite['first_s']:.0f} s; cached re-run: {suite['cached_s']:.1f} s",
+            "",
+        ]
+        targets.append(
+            (
+                "cpu-profile suite ≤ 15 min on first run",
+                suite["first_s"] <= 900,
+                f"{suite['first_s']:.0f} s",
+            )
+        )
+        targets.append(
+            (
+                "cpu-profile suite ≤ 60 s cached",
+                suite["cached_s"] <= 60,
+                f"{suite['cached_s']:.1f} s",
+            )
+        )
+    else:
+        lines += [
+            "- not measured in this run (pass --suite; it runs the whole cpu profile twice).",
+            "",
+        ]
+    lines += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {_verdict(ok)} |" for name, ok, value in targets]
+    return "\n".join(lines) + "\n"
+
+
+def time_suite() -> dict:
+    """Run the cpu-profile notebook suite on empty results, then again from the cache."""
+    import os
+    import subprocess
+    import tempfile
+
+    env = {**os.environ, "CURLORA_RESULTS": tempfile.mkdtemp(prefix="curlora-bench-")}
+    cmd = [sys.executable, "-m", "curlora.notebooks", "run", "--profile", "cpu"]
+    timings = {}
+    for key in ("first_s", "cached_s"):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True)
+        timings[key] = time.perf_counter() - start
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (CI)")
+    parser.add_argument(
+        "--suite", action="store_true", help="also time the cpu notebook suite (long)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the report (default RESULTS.md, or stdout with --quick)",
+    )
+    args = parser.parse_args()
+    results = {}
+    for title, cfgs in plan(args.quick).items():
+        results[title] = [measure(cfg) for cfg in cfgs]
+        print(f"done: {title}", flush=True)
+    text = report(results, args.quick, time_suite() if args.suite else None)
+    out = args.out or (None if args.quick else HERE / "RESULTS.md")
+    if out:
+        out.write_text(text)
+        (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""The benchmark's quick mode runs end to end, so the script cannot rot (no timing assertions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def test_quick_benchmark_writes_a_report(tmp_path):
+    out = tmp_path / "quick.md"
+    subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], check=True,
+                   capture_output=True, timeout=600)
+    text = out.read_text()
+    for needle in ("CURLoRA / LoRA: time", "merged / base inference time", "examples/s", "## Targets"):
+        assert needle in text
+    assert out.with_suffix(".json").is_file()
