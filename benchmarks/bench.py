@@ -116,7 +116,7 @@ def _layer_step(cfg: dict):
     from transformers.pytorch_utils import Conv1D
 
     from curlora import CURLoRALinear
-    from curlora.inject import _apply_peft_lora
+    from curlora.inject import inject_peft_lora
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -127,7 +127,7 @@ def _layer_step(cfg: dict):
     holder = nn.Sequential()
     holder.add_module("c_attn", base)
     if cfg["method"] == "lora":
-        _apply_peft_lora(holder, ["c_attn"], cfg["rank"], 1.0, seed=0)
+        inject_peft_lora(holder, ["c_attn"], cfg["rank"], 1.0, seed=0)
         layer = holder.c_attn
     elif cfg["method"] == "frozen":
         layer = base.requires_grad_(False)

@@ -134,6 +134,19 @@ class ExperimentSpec:
         return f"{self.method}{extra}-r{self.rank}-lr{self.lr:g}-s{self.seed}"
 
 
+#: The paper's §6 settings shared by both of its models (hub data, single-pass perplexity).
+_PAPER_COMMON = dict(
+    tasks=("glue/mrpc", "glue/sst2", "sentiment140-paper"),
+    rank=16,
+    eval_size=1000,
+    epochs=3,
+    lr=2.5e-4,
+    schedule="cosine",
+    warmup_steps=500,
+    corpus="wikitext-2",
+    ppl_mode="single",
+    ppl_tokens=None,
+)
 #: Named starting points. ``paper-*`` follow the paper's §6 (hub models and data, a GPU);
 #: ``cpu`` is sized so 4 methods × 3 seeds fit the notebook budget on 2 cores.
 PRESETS: dict[str, ExperimentSpec] = {
@@ -156,38 +169,20 @@ PRESETS: dict[str, ExperimentSpec] = {
     ),
     "paper-mistral": ExperimentSpec(
         model="mistralai/Mistral-7B-v0.3",
-        tasks=("glue/mrpc", "glue/sst2", "sentiment140-paper"),
-        rank=16,
         train_size=1000,
-        eval_size=1000,
-        epochs=3,
-        lr=2.5e-4,
-        schedule="cosine",
-        warmup_steps=500,
         batch_size=8,
         max_length=512,
         dtype="bfloat16",
-        corpus="wikitext-2",
-        ppl_mode="single",
-        ppl_tokens=None,
         ppl_max_length=32768,
+        **_PAPER_COMMON,
     ),
     "paper-gpt2": ExperimentSpec(
         model="gpt2-large",
-        tasks=("glue/mrpc", "glue/sst2", "sentiment140-paper"),
-        rank=16,
         train_size=5000,
-        eval_size=1000,
-        epochs=3,
-        lr=2.5e-4,
-        schedule="cosine",
-        warmup_steps=500,
         batch_size=32,
         max_length=256,
-        corpus="wikitext-2",
-        ppl_mode="single",
-        ppl_tokens=None,
         ppl_max_length=1024,
+        **_PAPER_COMMON,
     ),
 }
 
@@ -287,10 +282,7 @@ def new_head(lm: nn.Module, n_labels: int, seed: int) -> nn.Linear:
     """A fresh, seeded classification head (hidden → labels, with bias), as the paper adds per task."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        head = nn.Linear(
-            lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd,
-            n_labels,
-        )
+        head = nn.Linear(lm.config.hidden_size, n_labels)
     return head.to(next(lm.parameters()).device)
 
 
@@ -384,7 +376,7 @@ def run(
             batch_size=spec.eval_batch_size // 8 or 1,
         )
 
-    stages = _load_stages(folder, lm, tasks, spec) if cache else []
+    stages = _load_stages(folder, lm, tasks) if cache else []
     heads = [stage["head"] for stage in stages]
     initial_ppl = _initial_perplexity(spec, ppl) if cache else ppl()
     initial = {"stage": 0, "after_task": None, "perplexity": initial_ppl}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -484,9 +484,3 @@ def load_corpus(name: str) -> str:
     if name not in CORPORA:
         raise ValueError(f"Unknown corpus {name!r}; choose one of {', '.join(CORPORA)}.")
     return CORPORA[name]()
-
-
-def iter_tasks(names: list[str], **kw) -> Iterator[Task]:
-    """Load several tasks with the same sizes and seed."""
-    for name in names:
-        yield load_task(name, **kw)

@@ -133,8 +133,13 @@ def verdicts(results: list[Results], lr_table: pd.DataFrame | None = None) -> li
             f"*The adapter, not just the new head, does the learning.* CURLoRA vs head-only accuracy on each "
             f"task right after training it: {'; '.join(gains)}. CURLoRA beats the head alone on "
             f"{better} of {len(tasks)} tasks — the paper never ran this control. "
-            + ("**Holds here.**" if better == len(tasks) else "**Partly.**" if better else
-               "**Does not hold here**: the new head alone does as well.")
+            + (
+                "**Holds here.**"
+                if better == len(tasks)
+                else "**Partly.**"
+                if better
+                else "**Does not hold here**: the new head alone does as well."
+            )
         )
     if lr_table is not None and len(lr_table):
         best = []

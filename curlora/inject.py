@@ -146,7 +146,7 @@ def apply_adapter(
         W = weight_matrix(modules[n])
         check_rank(rank, W.shape[0] // fused_split(n, split_fused), W.shape[1], f" for {n}")
     if method == "lora":
-        return _apply_peft_lora(model, names, rank, alpha, seed)
+        return inject_peft_lora(model, names, rank, alpha, seed)
     if generator is None:
         generator = torch.Generator().manual_seed(seed)
     for n in names:
@@ -167,7 +167,10 @@ def apply_adapter(
     return model
 
 
-def _apply_peft_lora(model: nn.Module, names: list[str], rank: int, alpha: float, seed: int):
+def inject_peft_lora(
+    model: nn.Module, names: list[str], rank: int, alpha: float, seed: int
+) -> nn.Module:
+    """PEFT LoRA on exactly ``names`` with the paper's scaling, initialised from ``seed``."""
     from peft import LoraConfig, inject_adapter_in_model
 
     modules = dict(model.named_modules())

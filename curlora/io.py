@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from curlora.inject import _apply_peft_lora, _set_module, adapter_layers, fused_split
+from curlora.inject import _set_module, adapter_layers, fused_split, inject_peft_lora
 from curlora.layers import CURLoRALinear, FactoredAdapter, SVDPeerLinear, weight_matrix
 from curlora.storage import atomic_path
 
@@ -154,7 +154,7 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 def _build_layers(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor]) -> None:
     model.requires_grad_(False)
     if config["method"] == "lora":
-        _apply_peft_lora(model, config["targets"], config["rank"], config["alpha"], seed=0)
+        inject_peft_lora(model, config["targets"], config["rank"], config["alpha"], seed=0)
         return
     modules = dict(model.named_modules())
     for n in config["targets"]:

@@ -216,6 +216,17 @@ def accuracy_heatmaps(results: list) -> Figure:
     return fig
 
 
+def _band(ax, group: pd.DataFrame, value: str, method: str) -> None:
+    """Mean ± 95% CI of ``value`` per stage over seeds, as a line with a shaded band."""
+    stats = group.groupby("stage")[value].apply(lambda v: mean_ci(list(v)))
+    x = stats.index.to_numpy()
+    mean = np.array([m for m, _ in stats])
+    half = np.nan_to_num(np.array([h for _, h in stats]))  # one seed: no band
+    color = METHOD_COLORS.get(method)
+    ax.plot(x, mean, "o-", label=method, color=color)
+    ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
+
+
 def _long(results: list) -> pd.DataFrame:
     return pd.concat([r.accuracy.assign(method=r.spec.method, seed=r.spec.seed) for r in results])
 
@@ -228,13 +239,7 @@ def task_accuracy_curves(results: list) -> Figure:
     for ax, task in zip(axes[0], tasks, strict=True):
         sub = acc[acc["task"] == task]
         for method, group in sub.groupby("method", sort=False):
-            stats = group.groupby("stage")["accuracy"].apply(lambda v: mean_ci(list(v)))
-            x = stats.index.to_numpy()
-            mean = np.array([m for m, _ in stats])
-            half = np.nan_to_num(np.array([h for _, h in stats]))
-            color = METHOD_COLORS.get(method)
-            ax.plot(x, mean, "o-", label=method, color=color)
-            ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
+            _band(ax, group, "accuracy", method)
         ax.axhline(sub["majority"].iloc[0], ls="--", color="k", lw=1, label="majority class")
         ax.set(
             title=task,
@@ -253,13 +258,7 @@ def perplexity_trajectory(results: list) -> Figure:
     fig, axes = _figure(1, 1, width=6)
     ax = axes[0, 0]
     for method, group in ppl.groupby("method", sort=False):
-        stats = group.groupby("stage")["ratio"].apply(lambda v: mean_ci(list(v)))
-        x = stats.index.to_numpy()
-        mean = np.array([m for m, _ in stats])
-        half = np.nan_to_num(np.array([h for _, h in stats]))
-        color = METHOD_COLORS.get(method)
-        ax.plot(x, mean, "o-", label=method, color=color)
-        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
+        _band(ax, group, "ratio", method)
     ax.axhline(1, color="k", lw=0.8)
     ax.set(
         xlabel="after training task # (0 = before)",

@@ -11,9 +11,18 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 def test_quick_benchmark_writes_a_report(tmp_path):
     out = tmp_path / "quick.md"
-    subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     text = out.read_text()
-    for needle in ("CURLoRA / LoRA: time", "merged / base inference time", "examples/s", "## Targets"):
+    for needle in (
+        "CURLoRA / LoRA: time",
+        "merged / base inference time",
+        "examples/s",
+        "## Targets",
+    ):
         assert needle in text
     assert out.with_suffix(".json").is_file()
