@@ -391,12 +391,19 @@ def report(results: dict[str, list[dict]], quick: bool, suite: dict | None) -> s
 
 
 def time_suite() -> dict:
-    """Run the cpu-profile notebook suite on empty results, then again from the cache."""
+    """Run the cpu-profile notebook suite on empty results, then again from the cache.
+
+    Uses $CURLORA_RESULTS when set (it must be empty for an honest first-run time), else a
+    fresh temporary folder.
+    """
     import os
     import subprocess
     import tempfile
 
-    env = {**os.environ, "CURLORA_RESULTS": tempfile.mkdtemp(prefix="curlora-bench-")}
+    folder = Path(os.environ.get("CURLORA_RESULTS") or tempfile.mkdtemp(prefix="curlora-bench-"))
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"{folder} already holds results; a first-run time needs an empty folder.")
+    env = {**os.environ, "CURLORA_RESULTS": str(folder)}
     cmd = [sys.executable, "-m", "curlora.notebooks", "run", "--profile", "cpu"]
     timings = {}
     for key in ("first_s", "cached_s"):

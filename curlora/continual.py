@@ -503,9 +503,7 @@ def _save_stage(
     write_text(folder / f"stage{index}.json", json.dumps(record))
 
 
-def _load_stages(
-    folder: Path, lm: nn.Module, tasks: list[Task], spec: ExperimentSpec
-) -> list[dict]:
+def _load_stages(folder: Path, lm: nn.Module, tasks: list[Task]) -> list[dict]:
     """Reload finished stages (records and heads) and put the last one's adapter weights in place."""
     stages = []
     for i in range(len(tasks)):
