@@ -56,7 +56,8 @@ class ExperimentSpec:
     eval_size: int = 100
     epochs: int = 1
     max_steps: int | None = None  # per task; None = epochs over train_size; 0 = no training
-    lr: float = 5e-3
+    lr: float = 1e-3
+    head_lr: float | None = 5e-3  # None = ``lr`` for the head too, as the paper does
     schedule: str = "constant"
     warmup_steps: int = 0
     batch_size: int = 8
@@ -101,8 +102,17 @@ class ExperimentSpec:
             not isinstance(self.max_steps, int) or self.max_steps < 0
         ):
             raise ValueError(f"max_steps must be None or an int ≥ 0, got {self.max_steps!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
-            raise ValueError(f"lr must be a finite number ≥ 0, got {self.lr!r}.")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if name == "head_lr" and value is None:
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}.")
         if not self.tasks:
             raise ValueError("tasks is empty; give at least one task name.")
         # Lists from JSON or the command line become tuples so specs stay hashable.
@@ -141,6 +151,7 @@ _PAPER_COMMON = dict(
     eval_size=1000,
     epochs=3,
     lr=2.5e-4,
+    head_lr=None,
     schedule="cosine",
     warmup_steps=500,
     corpus="wikitext-2",
@@ -459,12 +470,16 @@ def _targets(spec: ExperimentSpec):
 
 def _train_task(accelerator, lm, head, task, tok, spec, index, show) -> list[float]:
     module = TaskModel(lm, head)
-    params = [p for p in module.parameters() if p.requires_grad]
+    adapter = [p for p in lm.parameters() if p.requires_grad]
+    groups = [{"params": adapter, "lr": spec.lr}] if adapter else []
+    groups.append(
+        {"params": list(head.parameters()), "lr": spec.lr if spec.head_lr is None else spec.head_lr}
+    )
     loader = task.dataloader(
         tok, "train", spec.batch_size, spec.max_length, shuffle=True, seed=spec.seed * 1000 + index
     )
     steps = spec.epochs * len(loader) if spec.max_steps is None else spec.max_steps
-    optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     scheduler = _scheduler(optimizer, spec, steps)
     module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader, scheduler)
     module.train()
@@ -584,14 +599,19 @@ def lr_sweep(
 ) -> pd.DataFrame:
     """Stability–plasticity points: each method at each learning rate on one task.
 
-    Returns one row per (method, lr, seed): task accuracy, majority level, perplexity increase
-    and mean ‖ΔW‖/‖W‖, so accuracy can be plotted against forgetting, one curve per method.
+    ``lr`` is the adapter's learning rate. With a separate ``head_lr`` the head-only control
+    does not depend on it, so it runs once (one point: what the head alone reaches with no
+    forgetting). Returns one row per (method, lr, seed): task accuracy, majority level,
+    perplexity increase and mean ‖ΔW‖/‖W‖, for accuracy against forgetting, one curve per method.
     """
     single = base.replace(tasks=(task or base.tasks[0],))
+    specs = [
+        single.replace(method=m, lr=lr)
+        for m in methods
+        for lr in (lrs if m != "head-only" or single.head_lr is None else [single.lr])
+    ]
     rows = []
-    for r in sweep_runs(
-        [single.replace(method=m, lr=lr) for m in methods for lr in lrs], seeds or [base.seed], **kw
-    ):
+    for r in sweep_runs(specs, seeds or [base.seed], **kw):
         s = r.summary()
         t = r.spec.tasks[0]
         rows.append(

@@ -122,15 +122,33 @@ class Task:
         ]
 
     def encode(self, tokenizer, split: str, max_length: int) -> list[dict[str, torch.Tensor]]:
-        """Tokenise ``split`` (truncated to ``max_length``) into one dict per example."""
-        ids = tokenizer(self.texts(split), truncation=True, max_length=max_length)["input_ids"]
+        """Tokenise ``split`` into one dict per example, at most ``max_length`` tokens each.
+
+        For pairs only the first text is shortened: the second (at most half the budget) is
+        always kept whole, since the label is about how the two relate.
+        """
+        df = self._split(split)
+        if not self.has_pair:
+            ids = tokenizer(df["text"].tolist(), truncation=True, max_length=max_length)[
+                "input_ids"
+            ]
+        else:
+            sep = PAIR_TEMPLATE.format(text="", text_pair="")
+            tails = tokenizer([sep + b for b in df["text_pair"]], add_special_tokens=False)[
+                "input_ids"
+            ]
+            tails = [t[: max_length // 2] for t in tails]
+            ids = [
+                tokenizer(a, truncation=True, max_length=max_length - len(t))["input_ids"] + t
+                for a, t in zip(df["text"], tails, strict=True)
+            ]
         empty = [i for i, x in enumerate(ids) if len(x) == 0]
         if empty:
             raise ValueError(
                 f"{len(empty)} {split} example(s) of task {self.name!r} tokenize to nothing "
                 f"(first at row {empty[0]}); drop empty texts before building the task."
             )
-        labels = self._split(split)["label"].tolist()
+        labels = df["label"].tolist()
         return [
             {"input_ids": torch.tensor(x), "label": torch.tensor(y)}
             for x, y in zip(ids, labels, strict=True)

@@ -199,3 +199,13 @@ def test_perplexity_modes_on_a_tiny_model(tiny_llama):
     assert full == pytest.approx(
         metrics.perplexity(model, tok, text, mode="single", max_length=400), rel=1e-4
     )
+
+
+def test_pair_truncation_keeps_the_second_text():
+    df = pd.DataFrame({"a": ["x" * 100, "short"], "b": ["the description", "d"], "y": [0, 1]})
+    task = data.Task.from_pandas(df, "a", "y", text_pair="b", eval_size=2, eval_df=df)
+    tok = byte_tokenizer()
+    encoded = task.encode(tok, "eval", max_length=32)
+    long_one = tok.decode(encoded[0]["input_ids"])
+    assert len(encoded[0]["input_ids"]) == 32 and long_one.endswith("\nthe description")
+    assert tok.decode(encoded[1]["input_ids"]) == "short\nd"
