@@ -171,6 +171,7 @@ PRESETS: dict[str, ExperimentSpec] = {
         eval_batch_size=16,
         max_length=32,
         lr=1e-2,
+        head_lr=None,
         ppl_tokens=256,
         ppl_max_length=64,
     ),

@@ -54,11 +54,11 @@ def test_zero_steps_of_curlora_leave_perplexity_unchanged():
 
 def test_lora_with_a_high_learning_rate_raises_perplexity():
     # The smoke model is random (perplexity ≈ its 257-token vocabulary), so changes are small;
-    # measured: LoRA +2.6% after the first task, CURLoRA at the same rate −0.01%.
+    # measured after both tasks: LoRA +4.8%, CURLoRA at the same rate −0.01%.
     lora = _ppl(run(preset("smoke", method="lora", lr=0.05), progress=False))
-    assert lora[1] > lora[0] * 1.01
+    assert lora[-1] > lora[0] * 1.01
     cur = _ppl(run(preset("smoke", method="curlora", lr=0.05), progress=False))
-    assert abs(cur[1] / cur[0] - 1) < abs(lora[1] / lora[0] - 1) / 10
+    assert abs(cur[-1] / cur[0] - 1) < abs(lora[-1] / lora[0] - 1) / 10
 
 
 def test_same_seed_identical_and_cache_skips_training(monkeypatch):
