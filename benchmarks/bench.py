@@ -385,7 +385,14 @@ def report(results: dict[str, list[dict]], quick: bool, suite: dict | None) -> s
             "- not measured in this run (pass --suite; it runs the whole cpu profile twice).",
             "",
         ]
-    lines += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [
+        "## Targets",
+        "",
+        "Where a target is not met, NOTES.md says what the profile showed.",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {value} | {_verdict(ok)} |" for name, ok, value in targets]
     return "\n".join(lines) + "\n"
 
