@@ -180,3 +180,16 @@ def test_command_line_sweep_table(capsys):
     )
     out = capsys.readouterr().out
     assert "ACC_mean" in out and "ppl_ratio_ci" in out and out.count("accuracy matrix") == 4
+
+
+def test_bfloat16_autocast_trains_and_keeps_perplexity_in_full_precision():
+    plain = run(preset("smoke", method="head-only", tasks=("movie-snippets",)), progress=False)
+    mixed = run(
+        preset("smoke", method="head-only", tasks=("movie-snippets",), autocast="bfloat16"),
+        progress=False,
+    )
+    assert mixed.spec.autocast == "bfloat16" and mixed.loss["loss"].notna().all()
+    # Perplexity is always measured in the model's dtype, so the frozen model scores the same.
+    assert _ppl(mixed).tolist() == _ppl(plain).tolist()
+    with pytest.raises(ValueError, match="autocast"):
+        preset("smoke", autocast="int8")
