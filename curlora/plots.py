@@ -244,7 +244,7 @@ def task_accuracy_curves(results: list) -> Figure:
         sub = acc[acc["task"] == task]
         for method, group in sub.groupby("method", sort=False):
             _band(ax, group, "accuracy", method)
-        ax.axhline(sub["majority"].iloc[0], ls="--", color="k", lw=1, label="majority class")
+        ax.axhline(sub["majority"].mean(), ls="--", color="k", lw=1, label="majority class (mean)")
         ax.set(
             title=task,
             xlabel="after training task #",
@@ -297,7 +297,7 @@ def stability_plasticity(table: pd.DataFrame) -> Figure:
                 textcoords="offset points",
                 color=color,
             )
-    ax.axhline(table["majority"].iloc[0], ls="--", color="k", lw=1, label="majority class")
+    ax.axhline(table["majority"].mean(), ls="--", color="k", lw=1, label="majority class")
     ax.set(
         xlabel="perplexity after / before (forgetting →)",
         ylabel="task accuracy",
