@@ -126,7 +126,13 @@ def load_model(
     if name == "smollm2-135m":
         folder = smollm2_dir()
         if not (folder / "model.safetensors").is_file():
-            _convert_smollm2(folder)
+            try:
+                _convert_smollm2(folder)
+            except OSError:
+                # Another process (e.g. a second torchrun rank) finished the same conversion
+                # first, so our rename found the folder taken; its copy is identical.
+                if not (folder / "model.safetensors").is_file():
+                    raise
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         return _finish(model, AutoTokenizer.from_pretrained(folder), dtype)
     try:

@@ -48,3 +48,22 @@ def test_smollm2_loads_and_knows_english():
         model, tok, data.load_corpus("wiki-heldout"), max_length=512, stride=512, max_tokens=2048
     )
     assert ppl < 40  # measured ≈ 13.5; a random model is in the thousands
+
+
+def test_concurrent_first_conversion_uses_the_winner(tmp_path, monkeypatch):
+    import shutil
+
+    from curlora import models
+
+    load_model("smollm2-135m")  # the default cache now holds a converted copy
+    converted = models.smollm2_dir()
+    monkeypatch.setenv(models.SMOLLM2_CACHE_ENV, str(tmp_path / "smol"))
+
+    def lose_the_race(target):
+        # Another rank renamed its finished folder into place first; our rename then fails.
+        shutil.copytree(converted, target)
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(models, "_convert_smollm2", lose_the_race)
+    model, _ = load_model("smollm2-135m")
+    assert model.config.num_hidden_layers == 30
