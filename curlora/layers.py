@@ -101,20 +101,25 @@ class FactoredAdapter(nn.Module):
             return self.alpha * (self.C @ self.U @ self.R)
         return self.alpha * torch.einsum("kor,krs,ksi->koi", self.C, self.U, self.R).flatten(0, 1)
 
-    def adapter_output(self, x: torch.Tensor) -> torch.Tensor:
-        """alpha · x (C U R)ᵀ in factored form: never builds the out × in matrix."""
+    def add_update(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``out`` plus alpha · x (C U R)ᵀ in factored form: never builds the out × in matrix."""
+        # alpha scales the r×r core rather than the output, and the last product accumulates
+        # into ``out`` inside the GEMM (addmm, beta = 1): no elementwise pass over out-sized
+        # activations, forward or backward. Those passes were most of the adapter's own cost
+        # on CPU (benchmarks/NOTES.md).
+        U = self.U if self.alpha == 1 else self.alpha * self.U
         if self.split == 1:
-            # F.linear(x, M) = x Mᵀ, so this is ((x Rᵀ) Uᵀ) Cᵀ: O(r·(in + r + out)) per token.
-            return self.alpha * F.linear(F.linear(F.linear(x, self.R), self.U), self.C)
+            # F.linear(x, M) = x Mᵀ, so h = (x Rᵀ) Uᵀ: O(r·(in + r + out)) per token in all.
+            h = F.linear(F.linear(x, self.R), U)
+            flat = torch.addmm(out.reshape(-1, out.shape[-1]), h.reshape(-1, self.rank), self.C.t())
+            return flat.view(out.shape)
         h = torch.einsum("...i,kri->...kr", x, self.R)
-        h = torch.einsum("...kr,ksr->...ks", h, self.U)
-        return self.alpha * torch.einsum("...ks,kos->...ko", h, self.C).flatten(-2)
+        h = torch.einsum("...kr,ksr->...ks", h, U)
+        return out + torch.einsum("...ks,kos->...ko", h, self.C).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
-        if self.merged:
-            return out
-        return out + self.adapter_output(x)
+        return out if self.merged else self.add_update(out, x)
 
     @torch.no_grad()
     def merge(self) -> None:

@@ -53,6 +53,40 @@ def test_zero_u_is_identity_and_factored_forward_matches_dense(kind):
     torch.testing.assert_close(layer.delta_weight(), 0.7 * layer.C @ layer.U @ layer.R)
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+@pytest.mark.parametrize("split", [1, 3])
+@pytest.mark.parametrize("lead", [(), (4,), (2, 3)])
+def test_forward_and_u_gradient_match_the_dense_update(alpha, split, lead):
+    # The forward folds alpha into U and accumulates into the base output inside one GEMM;
+    # output and U's gradient must equal the plain x (W + alpha C U R)ᵀ form for any batch shape.
+    base = _conv1d(out_f=18, in_f=6)
+    layer = CURLoRALinear(base, 2, alpha, split=split, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        layer.U.normal_()
+    x = torch.randn(*lead, 6)
+    out = layer(x)
+    assert out.shape == (*lead, 18)
+    out.pow(2).sum().backward()
+    grad = layer.U.grad.clone()
+    layer.U.grad = None
+    W = weight_matrix(base).detach()
+    dense = x @ (W + layer.delta_weight()).T + base.bias
+    torch.testing.assert_close(out, dense, atol=1e-5, rtol=1e-5)
+    dense.pow(2).sum().backward()
+    torch.testing.assert_close(grad, layer.U.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_forward_under_bf16_autocast():
+    layer = CURLoRALinear(_linear(), rank=4, alpha=0.5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        layer.U.normal_()
+    x = torch.randn(2, 3, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), layer(x), atol=0.1, rtol=0.05)
+
+
 @pytest.mark.parametrize("kind", LAYERS)
 def test_merge_and_unmerge(kind):
     base = LAYERS[kind]()
