@@ -22,6 +22,8 @@ def test_quick_benchmark_writes_a_report(tmp_path):
         "CURLoRA / LoRA: time",
         "merged / base inference time",
         "examples/s",
+        "share of the matrix-product ceiling",
+        "batching alone (same precision)",
         "## Targets",
     ):
         assert needle in text
