@@ -3,12 +3,13 @@
     python benchmarks/bench.py            # full run on SmolLM2-135M (minutes)
     python benchmarks/bench.py --quick    # tiny shapes, seconds (CI runs this so it cannot rot)
 
-Each configuration runs in its own process (so peak memory is its own): after set-up the
-process resets its peak-RSS counter (Linux /proc/self/clear_refs) and runs its warm-up. The
-measured repeats then go round-robin, one step of each configuration in turn, so a slow spell
-of a shared machine hits every configuration alike (every other round in reverse order);
-ratios are medians of the per-round ratios. On CUDA the same steps run in bf16 with
-synchronised timing and torch.cuda.max_memory_allocated.
+Each configuration runs in its own process, built and warmed up one at a time. The measured
+repeats go round-robin, one step of each configuration in turn (every other round in reverse
+order), so a slow spell of a shared machine hits every configuration alike; ratios are medians
+of the per-round ratios. Peak memory is measured afterwards in a fresh process per
+configuration with a fixed glibc mmap threshold, so the peak-RSS reading (Linux
+/proc/self/clear_refs and VmHWM) is the peak of live tensors rather than allocator history. On
+CUDA the same steps run in bf16 with synchronised timing and torch.cuda.max_memory_allocated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import re
 import statistics
 import sys
@@ -235,35 +237,61 @@ def _child(cfg: dict, conn) -> None:
     conn.send(_peak_read(baseline))
 
 
-def measure(cfgs: list[dict], repeats: int) -> list[dict]:
-    """Time ``repeats`` rounds of the configurations in turn, each in its own process."""
+def _start(cfg: dict, env: dict[str, str] | None = None):
+    """Start one configuration's process and wait until it is built and warmed up."""
     ctx = mp.get_context("spawn")
-    running, flops = [], []
-    for cfg in cfgs:  # set up and warm up one at a time: only one process computes at once
-        conn, child_end = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(cfg, child_end))
+    conn, child_end = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(cfg, child_end))
+    saved = dict(os.environ)
+    os.environ.update(env or {})  # a spawned child inherits the environment at start
+    try:
         proc.start()
-        flops.append(conn.recv())
-        running.append((proc, conn))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return proc, conn, conn.recv()
+
+
+def _finish(proc, conn) -> float:
+    """Stop a configuration's process; returns its peak extra memory (MiB)."""
+    conn.send("stop")
+    peak = conn.recv()
+    proc.join()
+    return peak
+
+
+# glibc raises its mmap threshold as large blocks are freed and then keeps them in the heap, so
+# the RSS peak of a normal process depends on allocation history (±30% between identical runs).
+# A fixed threshold returns every block over 64 KiB to the OS on free: the RSS peak is then the
+# peak of live tensors, identical run to run, but page faults slow steps, so memory is measured
+# in processes of its own and never timed.
+EXACT_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def measure(cfgs: list[dict], repeats: int) -> list[dict]:
+    """Time ``repeats`` rounds of the configurations in turn, then measure each one's peak memory."""
+    running = [_start(cfg) for cfg in cfgs]  # one at a time: only one process computes at once
     times = [[] for _ in cfgs]
     for round_ in range(repeats):
         # Every other round runs in reverse order, so no configuration always follows the same one.
         order = list(zip(running, times, strict=True))
-        for (_, conn), column in order[:: -1 if round_ % 2 else 1]:
+        for (_, conn, _), column in order[:: -1 if round_ % 2 else 1]:
             conn.send("step")
             column.append(conn.recv())
     results = []
-    for cfg, (proc, conn), column, work in zip(cfgs, running, times, flops, strict=True):
-        conn.send("stop")
-        peak = conn.recv()
-        proc.join()
+    for cfg, (proc, conn, work), column in zip(cfgs, running, times, strict=True):
+        _finish(proc, conn)
+        proc, conn, _ = _start(cfg, EXACT_MEMORY)
+        for _ in range(2):
+            conn.send("step")
+            conn.recv()
         median = statistics.median(column)
         results.append(
             {
                 **cfg,
                 "median_s": median,
                 "times": column,
-                "peak_mb": peak,
+                "peak_mb": _finish(proc, conn),
                 "gflops": work / median / 1e9 if work else None,
             }
         )
@@ -352,7 +380,8 @@ def report(results: dict[str, list[dict]], quick: bool, suite: dict | None) -> s
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {device}, torch {torch.__version__}; "
         "medians of the measured repeats after warm-up, each configuration in its own process, "
-        "repeats interleaved.",
+        "repeats interleaved; peak memory from a separate process per configuration (live-tensor "
+        "peak, see the script's docstring).",
         "",
     ]
     if not torch.cuda.is_available():
@@ -481,7 +510,6 @@ def time_suite() -> dict:
     Uses $CURLORA_RESULTS when set (it must be empty for an honest first-run time), else a
     fresh temporary folder.
     """
-    import os
     import subprocess
     import tempfile
 
