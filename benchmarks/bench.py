@@ -124,7 +124,7 @@ def _layer_step(cfg: dict):
     else:
         layer = CURLoRALinear(base, cfg["rank"], generator=torch.Generator().manual_seed(0))
         if cfg["method"] == "curlora-dense":
-            layer.add_update = lambda out, x: out + x @ layer.delta_weight().T
+            DenseCURLoRA.patch(layer)
     layer.to(device, dtype)
     x = torch.randn(
         cfg["batch"], cfg["tokens"], in_f, device=device, dtype=dtype, requires_grad=True
