@@ -64,11 +64,13 @@ class DenseCURLoRA:
 
     @staticmethod
     def patch(model: nn.Module) -> None:
-        from curlora.layers import FactoredAdapter
+        from curlora.tuners import FactoredLayer
 
         for module in model.modules():
-            if isinstance(module, FactoredAdapter):
-                module.add_update = lambda out, x, m=module: out + x @ m.delta_weight().T
+            if isinstance(module, FactoredLayer):
+                module._add_update = lambda out, x, name, m=module: (
+                    out + x @ m.get_delta_weight(name).T
+                )
 
 
 def _model_step(cfg: dict):
@@ -105,8 +107,7 @@ def _model_step(cfg: dict):
 def _layer_step(cfg: dict):
     from transformers.pytorch_utils import Conv1D
 
-    from curlora import CURLoRALinear
-    from curlora.inject import inject_peft_lora
+    from curlora import CURLoRAConfig, CURLoRALayer, apply_adapter
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -117,12 +118,13 @@ def _layer_step(cfg: dict):
     holder = nn.Sequential()
     holder.add_module("c_attn", base)
     if cfg["method"] == "lora":
-        inject_peft_lora(holder, ["c_attn"], cfg["rank"], 1.0, seed=0)
+        apply_adapter(holder, "lora", cfg["rank"], target_modules=["c_attn"])
         layer = holder.c_attn
     elif cfg["method"] == "frozen":
         layer = base.requires_grad_(False)
     else:
-        layer = CURLoRALinear(base, cfg["rank"], generator=torch.Generator().manual_seed(0))
+        base.requires_grad_(False)
+        layer = CURLoRALayer(base, "default", CURLoRAConfig(r=cfg["rank"]), "c_attn")
         if cfg["method"] == "curlora-dense":
             DenseCURLoRA.patch(layer)
     layer.to(device, dtype)
@@ -154,7 +156,7 @@ def _merged_inference(cfg: dict):
         apply_adapter(lm, "curlora", cfg["rank"])
         for _, layer in adapter_layers(lm):
             with torch.no_grad():
-                layer.U.normal_(std=1e-3)
+                layer.curlora_U["default"].normal_(std=1e-3)
             layer.merge()
     lm.to(device)
     ids = torch.randint(

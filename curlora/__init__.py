@@ -1,22 +1,22 @@
-"""CURLoRA (Fawi 2024, arXiv 2408.14572) for continual fine-tuning, with honest controls."""
+"""CURLoRA (Fawi 2024, arXiv 2408.14572) for continual fine-tuning, with honest controls.
 
-from curlora.inject import (
-    apply_adapter,
-    count_parameters,
-    resolve_targets,
-    trainable_parameters,
-)
-from curlora.io import load_adapter, save_adapter
-from curlora.layers import CURLoRALinear, SVDPeerLinear
+Importing the package registers CURLoRA and the r×r SVD peer as PEFT methods.
+"""
+
+from curlora.counting import count_parameters, trainable_parameters
+from curlora.inject import adapter_config, apply_adapter
+from curlora.targets import resolve_targets
+from curlora.tuners import CURLoRAConfig, CURLoRALayer, SVDPeerConfig, SVDPeerLayer
 
 __all__ = [
-    "CURLoRALinear",
-    "SVDPeerLinear",
+    "CURLoRAConfig",
+    "CURLoRALayer",
+    "SVDPeerConfig",
+    "SVDPeerLayer",
+    "adapter_config",
     "apply_adapter",
     "count_parameters",
-    "load_adapter",
     "resolve_targets",
-    "save_adapter",
     "trainable_parameters",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

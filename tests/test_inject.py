@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from curlora import (
-    CURLoRALinear,
-    SVDPeerLinear,
+    CURLoRALayer,
+    SVDPeerLayer,
     apply_adapter,
     count_parameters,
     resolve_targets,
@@ -62,7 +62,7 @@ def test_only_adapters_train_and_counts_split_head(tiny_llama):
     model, _ = tiny_llama
     apply_adapter(model, rank=4)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable and all(n.endswith(".U") for n in trainable)
+    assert trainable and all(n.endswith(".curlora_U.default") for n in trainable)
     counts = trainable_parameters(model)
     assert counts["adapter"] == 6 * 16 and counts["head"] == 0
     model.lm_head.weight.requires_grad_(True)  # tied with the embedding in tiny-llama
@@ -112,11 +112,11 @@ def test_fused_qkv_default_and_split(tiny_gpt2):
     model, _ = tiny_gpt2
     apply_adapter(model, rank=4)
     layer = model.transformer.h[0].attn.c_attn
-    assert isinstance(layer, CURLoRALinear) and layer.U.shape == (4, 4)
+    assert isinstance(layer, CURLoRALayer) and layer.curlora_U["default"].shape == (4, 4)
     split_model, _ = load_model("tiny-gpt2")
     apply_adapter(split_model, rank=4, split_fused=True, method="svd")
     layer = split_model.transformer.h[0].attn.c_attn
-    assert isinstance(layer, SVDPeerLinear) and layer.U.shape == (3, 4, 4)
+    assert isinstance(layer, SVDPeerLayer) and layer.svdpeer_U["default"].shape == (3, 4, 4)
     assert trainable_parameters(split_model)["adapter"] == 2 * 3 * 16
 
 
@@ -125,7 +125,7 @@ def test_same_seed_same_picks_and_different_seed_differs():
     for seed in (0, 0, 1):
         model, _ = load_model("tiny-llama")
         apply_adapter(model, rank=8, seed=seed)
-        picks.append(torch.cat([m.col_idx for _, m in adapter_layers(model)]))
+        picks.append(torch.cat([m.curlora_col_idx["default"] for _, m in adapter_layers(model)]))
     assert torch.equal(picks[0], picks[1]) and not torch.equal(picks[0], picks[2])
 
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from curlora import CURLoRALinear, cur
+from curlora import CURLoRAConfig, CURLoRALayer, cur
 from curlora.models import load_model
 from curlora.storage import atomic_path, safe_name, write_text
 
@@ -66,18 +66,20 @@ def test_layer_properties(W, mode, data, conv):
         base.weight.data = W.clone()
     x = torch.randn(3, in_f)
     reference = base(x)
-    layer = CURLoRALinear(base, rank, sampling=mode, generator=torch.Generator().manual_seed(0))
+    layer = CURLoRALayer(base, "default", CURLoRAConfig(r=rank, sampling=mode), "w")
+    C, U, R = (layer.curlora_C["default"], layer.curlora_U["default"], layer.curlora_R["default"])
+    cols, rows = layer.curlora_col_idx["default"], layer.curlora_row_idx["default"]
     assert torch.equal(layer(x), reference)  # U = 0 is the identity on outputs
-    assert 0 <= int(layer.col_idx.min()) and int(layer.col_idx.max()) < in_f
-    assert 0 <= int(layer.row_idx.min()) and int(layer.row_idx.max()) < out_f
-    assert torch.equal(layer.C, W[:, layer.col_idx]) and torch.equal(layer.R, W[layer.row_idx, :])
+    assert 0 <= int(cols.min()) and int(cols.max()) < in_f
+    assert 0 <= int(rows.min()) and int(rows.max()) < out_f
+    assert torch.equal(C, W[:, cols]) and torch.equal(R, W[rows, :])
     with torch.no_grad():
-        layer.U.normal_()
+        U.normal_()
     before = layer(x)
     layer.merge()
     torch.testing.assert_close(layer(x), before, atol=1e-4, rtol=1e-4)
     layer.unmerge()
-    torch.testing.assert_close(layer.base.weight, (W.T if conv else W), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer.base_layer.weight, (W.T if conv else W), atol=1e-5, rtol=1e-5)
 
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path):

@@ -1,0 +1,63 @@
+"""The PEFT tuners of CURLoRA and the SVD peer: which modules get a layer, and how it is put there."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from peft.tuners.tuners_utils import BaseTuner
+from torch import nn
+
+from curlora.targets import ATTENTION_PRESETS, SUPPORTED_LAYERS, default_targets, resolve_targets
+from curlora.tuners.config import FactoredConfig
+from curlora.tuners.layer import CURLoRALayer, FactoredLayer, SVDPeerLayer
+
+
+class FactoredModel(BaseTuner):
+    """Injects a ``FactoredLayer`` into each targeted Linear/Conv1D module of a model."""
+
+    tuner_layer_cls: ClassVar[type[FactoredLayer]]
+    target_module_mapping = ATTENTION_PRESETS
+
+    def _prepare_adapter_config(self, peft_config: FactoredConfig, model_config: dict):
+        if peft_config.target_modules is None:
+            peft_config.target_modules = default_targets(self.model)
+        # Resolve once up front for errors that name the modules a user could pick instead.
+        resolve_targets(self.model, peft_config.target_modules)
+        return peft_config
+
+    def _create_and_replace(
+        self,
+        peft_config: FactoredConfig,
+        adapter_name: str,
+        target: nn.Module,
+        target_name: str,
+        parent: nn.Module,
+        current_key: str,
+        **kwargs,
+    ) -> None:
+        if isinstance(target, self.tuner_layer_cls):
+            target.update_layer(adapter_name, peft_config, current_key)
+            return
+        if not isinstance(target, SUPPORTED_LAYERS):
+            raise TypeError(
+                f"{current_key} is a {type(target).__name__}; {self.prefix.rstrip('_')} adapters "
+                "wrap only torch.nn.Linear or transformers' Conv1D."
+            )
+        layer = self.tuner_layer_cls(target, adapter_name, peft_config, current_key)
+        if adapter_name not in self.active_adapters:
+            layer.requires_grad_(False)
+        self._replace_module(parent, target_name, layer, target)
+
+
+class CURLoRAModel(FactoredModel):
+    """CURLoRA as a PEFT tuner (``peft_type="CURLORA"``)."""
+
+    prefix = "curlora_"
+    tuner_layer_cls = CURLoRALayer
+
+
+class SVDPeerModel(FactoredModel):
+    """The r×r SVD peer as a PEFT tuner (``peft_type="SVDPEER"``)."""
+
+    prefix = "svdpeer_"
+    tuner_layer_cls = SVDPeerLayer
