@@ -1,0 +1,5 @@
+import sys
+
+from curlora.experiment.cli import main
+
+sys.exit(main())

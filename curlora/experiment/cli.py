@@ -1,0 +1,108 @@
+"""Command line: run one experiment, or a sweep, and print what it measured.
+
+    python -m curlora.experiment --preset cpu --method curlora --rank 16 --seed 0
+    python -m curlora.experiment --preset cpu --methods curlora lora head-only --seeds 0 1 2 \\
+        --tasks reviews.csv "tweets.jsonl?text=tweet&label=mood" --executor processes
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from curlora.cur import SAMPLING_MODES
+from curlora.experiment.presets import PRESETS, preset
+from curlora.experiment.results import Results
+from curlora.experiment.runner import run
+from curlora.experiment.summary import summarise
+from curlora.experiment.sweep import EXECUTORS, run_many
+from curlora.inject import METHODS
+
+
+def format_results(results: Results) -> str:
+    """The accuracy matrix, metrics and perplexities of one run as text."""
+    s = results.summary()
+    R = results.accuracy_matrix()
+    majority = results.majority()
+    lines = [
+        f"run {results.spec.label()}  (adapter params {s['adapter_params']:,}, head params {s['head_params']:,})",
+        "",
+        "accuracy matrix R[after task i, task j] (eval split):",
+        R.round(3).to_string(),
+        "",
+        "majority-class level: " + ", ".join(f"{t} {majority[t]:.3f}" for t in R.columns),
+        "",
+        f"ACC {s['ACC']:.3f}   BWT {s['BWT']:+.3f}   Forgetting {s['Forgetting']:+.3f}",
+        "",
+        f"perplexity ({results.spec.corpus}, {results.spec.ppl_mode}):",
+    ]
+    for _, row in results.perplexity.iterrows():
+        after = row["after_task"]
+        where = (
+            "initial"
+            if after is None or (isinstance(after, float) and np.isnan(after))
+            else f"after {after}"
+        )
+        lines.append(f"  {where:<28} {row['perplexity']:9.3f}   ×{row['ratio']:.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one experiment (or several methods × seeds) and print the results."""
+    parser = argparse.ArgumentParser(prog="python -m curlora.experiment", description=main.__doc__)
+    parser.add_argument("--preset", default="cpu", choices=list(PRESETS))
+    parser.add_argument(
+        "--model", help="built-in name, hub id, save_pretrained folder or .gguf file"
+    )
+    parser.add_argument("--method", choices=METHODS)
+    parser.add_argument("--rank", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--sampling", choices=SAMPLING_MODES)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--tasks", nargs="+", help="task references: names, files, hub:<dataset>")
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, help="several methods: print a summary table"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, help="several seeds: mean and 95%% CI")
+    parser.add_argument("--executor", default="auto", choices=EXECUTORS)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="ignore and do not write cached results"
+    )
+    args = parser.parse_args(argv)
+    fixed = {"preset", "no_cache", "methods", "seeds", "executor"}
+    try:
+        spec = preset(
+            args.preset, **{k: v for k, v in vars(args).items() if k not in fixed and v is not None}
+        )
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        if args.methods or args.seeds:
+            return _sweep(spec, args)
+        results = run(spec, cache=not args.no_cache)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if results is not None:
+        print(format_results(results))
+    return 0
+
+
+def _sweep(spec, args) -> int:
+    specs = [
+        spec.replace(method=m, seed=s)
+        for m in (args.methods or [spec.method])
+        for s in (args.seeds or [spec.seed])
+    ]
+    results = run_many(specs, executor="serial" if args.no_cache else args.executor)
+    for r in results:
+        print(format_results(r), end="\n\n")
+    table = summarise(results)
+    cols = ["arm", "n_seeds"] + [
+        c for c in table.columns if c.split("_")[0] in ("ACC", "BWT", "Forgetting", "ppl")
+    ]
+    print(table[cols].round(4).to_string(index=False))
+    return 0

@@ -1,0 +1,141 @@
+"""An experiment design: arms (method variants) × learning rates × seeds × task orders → specs.
+
+An *arm* names a method variant in one string: ``curlora`` (sampling by eq. 4), ``curlora-norm``
+(another sampling mode: ``inverse_eps``, ``norm``, ``uniform``, ``lowest``), ``lora``,
+``lora-r1`` (another rank), ``svd``, ``head-only``. Each adapter arm is run at each of its
+learning rates, for every seed and task order; head-only, whose head has its own rate, once per
+seed and order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from curlora.cur import SAMPLING_MODES
+from curlora.experiment.spec import ExperimentSpec
+from curlora.inject import METHODS
+
+ORDERS = ("paper", "paper+reverse", "all")
+
+
+def arm_changes(arm: str) -> dict:
+    """The spec fields an arm name sets, e.g. 'lora-r1' → {'method': 'lora', 'rank': 1}."""
+    if arm == "head-only":
+        return {"method": "head-only"}
+    method, *rest = arm.split("-")
+    if method not in METHODS:
+        raise ValueError(
+            f"Arm {arm!r}: unknown method {method!r}; arms look like curlora, curlora-norm, "
+            "lora, lora-r1, svd or head-only."
+        )
+    changes: dict = {"method": method}
+    for part in rest:
+        if part in SAMPLING_MODES and method == "curlora":
+            changes["sampling"] = part
+        elif part.startswith("r") and part[1:].isdigit():
+            changes["rank"] = int(part[1:])
+        else:
+            raise ValueError(
+                f"Arm {arm!r}: {part!r} is neither a rank (r8) nor a CURLoRA sampling mode "
+                f"({', '.join(SAMPLING_MODES)})."
+            )
+    return changes
+
+
+def arm_of(spec: ExperimentSpec, base: ExperimentSpec | None = None) -> str:
+    """The arm name of a spec (the inverse of ``arm_changes`` relative to ``base``'s rank)."""
+    if spec.method == "head-only":
+        return "head-only"
+    name = spec.method
+    if spec.method == "curlora" and spec.sampling != "inverse":
+        name += f"-{spec.sampling}"
+    if base is not None and spec.rank != base.rank:
+        name += f"-r{spec.rank}"
+    return name
+
+
+def task_orders(tasks: tuple[str, ...], orders: str) -> list[tuple[str, ...]]:
+    """The task sequences of an order setting: the given order, also its reverse, or all."""
+    if orders not in ORDERS:
+        raise ValueError(f"orders={orders!r} is unknown; choose one of {', '.join(ORDERS)}.")
+    if orders == "all":
+        return list(itertools.permutations(tasks))
+    if orders == "paper+reverse" and len(tasks) > 1:
+        return [tuple(tasks), tuple(reversed(tasks))]
+    return [tuple(tasks)]
+
+
+@dataclass(frozen=True)
+class Design:
+    """Which runs a study needs; ``specs()`` lists them (each is one cached run)."""
+
+    base: ExperimentSpec
+    arms: tuple[str, ...] = ("curlora", "lora", "svd", "head-only")
+    lrs: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    orders: str = "paper"
+
+    def __post_init__(self) -> None:
+        for arm in self.arms:
+            arm_changes(arm)
+        missing = [a for a in self.arms if a != "head-only" and not self.rates(a)]
+        if missing:
+            raise ValueError(f"No learning rates for arm(s) {missing}; give lrs[arm] or lrs['*'].")
+        task_orders(self.base.tasks, self.orders)
+
+    def rates(self, arm: str) -> tuple[float, ...]:
+        """The learning rates of an arm: its own list, else the '*' list."""
+        if arm == "head-only":
+            return (self.base.lr,)
+        return tuple(self.lrs.get(arm, self.lrs.get("*", ())))
+
+    def specs(self) -> list[ExperimentSpec]:
+        """Every run of the design: arm × rate × seed × order."""
+        out = []
+        for tasks in task_orders(self.base.tasks, self.orders):
+            for arm in self.arms:
+                for lr in self.rates(arm):
+                    for seed in self.seeds:
+                        out.append(
+                            self.base.replace(tasks=tasks, lr=lr, seed=seed, **arm_changes(arm))
+                        )
+        return out
+
+
+def study_design(
+    preset: str = "cpu",
+    model: str | None = None,
+    tasks: list[str] | None = None,
+    rank: int | None = None,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    eval_size: int | None = None,
+    arms: list[str] = ("curlora", "lora", "head-only"),
+    lrs: dict[str, list[float]] | None = None,
+    seeds: list[int] = (0, 1, 2),
+    orders: str = "paper",
+) -> Design:
+    """A design from notebook-style parameters: a preset, the fields to change, and the grid.
+
+    None keeps the preset's value. Notebooks 02, 04 and 05 and the notebook runner call this one
+    function, so the runner can compute (with progress) exactly the runs a notebook will read.
+    """
+    from curlora.experiment.presets import preset as make_preset
+
+    changes = {
+        "model": model,
+        "tasks": tuple(tasks) if tasks is not None else None,
+        "rank": rank,
+        "train_size": train_size,
+        "val_size": val_size,
+        "eval_size": eval_size,
+    }
+    base = make_preset(preset, **{k: v for k, v in changes.items() if v is not None})
+    return Design(
+        base,
+        tuple(arms),
+        {k: tuple(v) for k, v in (lrs or {}).items()},
+        tuple(seeds),
+        orders,
+    )

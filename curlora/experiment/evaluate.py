@@ -1,0 +1,49 @@
+"""Evaluating a task head: predictions and last-token features over a split, in sorted batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from curlora.data import Collator
+from curlora.experiment.batches import sorted_batches
+from curlora.experiment.heads import TaskModel
+from curlora.experiment.precision import mixed_precision
+
+
+@torch.no_grad()
+def features(
+    module: TaskModel, encoded: list[dict], batch_size: int, pad_id: int, autocast: str | None
+) -> torch.Tensor:
+    """Last-real-token hidden states of every example (in the given order), shape (n, hidden)."""
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    collate = Collator(pad_id)
+    out: list[torch.Tensor | None] = [None] * len(encoded)
+    for idx in sorted_batches([len(e["input_ids"]) for e in encoded], batch_size):
+        batch = collate([encoded[i] for i in idx])
+        with mixed_precision(device, autocast):
+            feats = module.features(
+                batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            )
+        for i, f in zip(idx, feats, strict=True):
+            out[i] = f
+    module.train(was_training)
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def predict(
+    module: TaskModel, encoded: list[dict], batch_size: int, pad_id: int, autocast: str | None
+) -> np.ndarray:
+    """The predicted label of every example (in the given order)."""
+    device = next(module.parameters()).device
+    feats = features(module, encoded, batch_size, pad_id, autocast)
+    with mixed_precision(device, autocast):
+        return module.head(feats.to(module.head.weight.dtype)).argmax(-1).cpu().numpy()
+
+
+def correct(predictions: np.ndarray, encoded: list[dict]) -> np.ndarray:
+    """Per-example correctness (bool) of ``predictions``."""
+    return predictions == np.array([int(e["label"]) for e in encoded])

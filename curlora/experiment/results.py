@@ -1,0 +1,136 @@
+"""What one run recorded, as tidy DataFrames, and the numbers a summary reads off them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curlora import metrics
+from curlora.experiment.spec import ExperimentSpec
+from curlora.perplexity import from_nll
+
+FRAMES = ("accuracy", "perplexity", "layers", "loss")
+
+
+@dataclass
+class Results:
+    """Everything one run recorded.
+
+    ``accuracy``: stage, after_task, task, split ('eval' reported, 'val' for choosing settings),
+    accuracy, majority, n, correct (per-example 0/1 as a string, for bootstraps).
+    ``perplexity``: stage, after_task, perplexity, ratio, nll (per-window [NLL, tokens]).
+    ``layers``: per adapted layer and stage, ‖W‖, ‖ΔW‖, their ratio, spectra, output shift.
+    ``loss``: per training step. ``timings``: seconds per phase. ``environment``: versions.
+    """
+
+    spec: ExperimentSpec
+    accuracy: pd.DataFrame
+    perplexity: pd.DataFrame
+    layers: pd.DataFrame
+    loss: pd.DataFrame
+    parameters: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
+
+    def accuracy_matrix(self, split: str = "eval") -> pd.DataFrame:
+        """R[i][j]: rows = after training task i, columns = task j (NaN above the diagonal)."""
+        tasks = list(self.task_names)
+        acc = self.accuracy[self.accuracy["split"] == split]
+        R = acc.pivot(index="after_task", columns="task", values="accuracy")
+        return R.reindex(index=tasks, columns=tasks)
+
+    @property
+    def task_names(self) -> list[str]:
+        """The tasks' names in training order (as they appear in the records)."""
+        return list(
+            dict.fromkeys(self.accuracy.loc[self.accuracy["split"] == "eval", "after_task"])
+        )
+
+    def majority(self, split: str = "eval") -> pd.Series:
+        """The majority-class accuracy of each task's split (its chance level)."""
+        acc = self.accuracy[self.accuracy["split"] == split]
+        return acc.drop_duplicates("task").set_index("task")["majority"]
+
+    def correctness(self, task: str, after_task: str, split: str = "eval") -> np.ndarray:
+        """Per-example correctness on ``task`` after training ``after_task`` (for bootstraps)."""
+        row = self.accuracy[
+            (self.accuracy["task"] == task)
+            & (self.accuracy["after_task"] == after_task)
+            & (self.accuracy["split"] == split)
+        ]
+        return np.frombuffer(row["correct"].iloc[0].encode(), dtype=np.uint8) - ord("0")
+
+    def perplexity_ratio(self, windows: slice | None = None) -> float:
+        """Final over initial perplexity, optionally on a subset of the windows (for its noise)."""
+        nll = self.perplexity["nll"]
+        first, last = np.asarray(nll.iloc[0]), np.asarray(nll.iloc[-1])
+        if windows is not None:
+            first, last = first[windows], last[windows]
+        return from_nll(last) / from_nll(first)
+
+    def summary(self) -> dict:
+        """ACC, BWT, Forgetting (on the eval split), perplexity ratio, per-task accuracies."""
+        tasks = self.task_names
+        R = self.accuracy_matrix().to_numpy()
+        val = self.accuracy_matrix("val")
+        ppl = self.perplexity["perplexity"].to_numpy()
+        majority = self.majority()
+        out = {
+            "method": self.spec.method,
+            "rank": self.spec.rank,
+            "lr": self.spec.lr,
+            "sampling": self.spec.sampling,
+            "seed": self.spec.seed,
+            "order": " → ".join(tasks),
+            "ACC": metrics.average_accuracy(R),
+            "BWT": metrics.backward_transfer(R),
+            "Forgetting": metrics.forgetting(R),
+            "ppl_initial": float(ppl[0]),
+            "ppl_final": float(ppl[-1]),
+            "ppl_ratio": float(ppl[-1] / ppl[0]),
+            "adapter_params": self.parameters.get("adapter", 0),
+            "head_params": self.parameters.get("head", 0),
+        }
+        for i, t in enumerate(tasks):
+            out[f"own_acc:{t}"] = float(R[i, i])
+            out[f"final_acc:{t}"] = float(R[-1, i])
+            out[f"val_acc:{t}"] = float(val.iloc[i, i]) if val.notna().any().any() else float("nan")
+            out[f"majority:{t}"] = float(majority[t])
+        if len(self.layers):
+            last = self.layers[self.layers["stage"] == self.layers["stage"].max()]
+            out["delta_rel"] = float(last["delta_rel"].mean())
+            out["output_shift"] = float(last["output_shift"].mean())
+        else:
+            out["delta_rel"] = out["output_shift"] = 0.0
+        return out
+
+    def to_payload(self) -> dict:
+        """Everything as JSON-able values."""
+        return {
+            "spec": self.spec.to_dict(),
+            "parameters": self.parameters,
+            "timings": self.timings,
+            "environment": self.environment,
+            **{k: getattr(self, k).to_dict(orient="records") for k in FRAMES},
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> Results:
+        """The inverse of ``to_payload``; raises KeyError/TypeError on a malformed payload."""
+        frames = {k: pd.DataFrame(payload[k]) for k in FRAMES}
+        return cls(
+            ExperimentSpec(**payload["spec"]),
+            parameters=payload["parameters"],
+            timings=payload.get("timings", {}),
+            environment=payload.get("environment", {}),
+            **frames,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Results:
+        """Read a results JSON file."""
+        return cls.from_payload(json.loads(Path(path).read_text()))

@@ -1,0 +1,476 @@
+"""One continual-learning run: the paper's protocol for any method, model and task list.
+
+perplexity of the original LM → for each task in order: a new task head (in place of the LM
+head), train adapter + head, evaluate this and every earlier task with its own head, measure
+perplexity with the original LM head, record per-layer change. The adapter (e.g. CURLoRA's U)
+keeps training across tasks; its frozen parts (C, R) are drawn once.
+
+Every finished task is saved in the run's cache folder, so a second call returns instantly and
+an interrupted run resumes from the last finished task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from curlora.analysis import layer_stats, output_shift
+from curlora.counting import trainable_parameters
+from curlora.data import load_corpus, load_task, source_fingerprint
+from curlora.experiment import stages
+from curlora.experiment.batches import training_plan
+from curlora.experiment.evaluate import correct, features, predict
+from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
+from curlora.experiment.precision import DTYPES, FrozenCast, mixed_precision
+from curlora.experiment.results import Results
+from curlora.experiment.spec import ExperimentSpec
+from curlora.experiment.train import train_head, train_task
+from curlora.inject import adapter_layers, apply_adapter
+from curlora.models import load_model
+from curlora.perplexity import corpus_ids, from_nll, perplexity_windows, sample_windows
+from curlora.storage import results_root, safe_name
+
+#: Held-out text for the per-layer output shift: this many tokens from each of the first
+#: perplexity windows (so it samples the corpus the same way).
+SHIFT_WINDOWS, SHIFT_TOKENS = 4, 64
+
+
+def run(
+    spec: ExperimentSpec,
+    cache: bool = True,
+    progress: bool = True,
+    stop_after_task: int | None = None,
+) -> Results | None:
+    """Run (or load from the cache, or resume) the experiment ``spec``; returns its Results.
+
+    ``stop_after_task=i`` returns None after task i is saved, as an interruption would.
+    """
+    folder = stages.run_folder(spec)
+    if not cache:
+        return _Run(spec, None, progress).execute(stop_after_task)
+    if (done := stages.read_results(folder)) is not None:
+        return done
+    with stages.claim(folder):
+        # Another worker may have finished this spec while we waited for the lock.
+        if (done := stages.read_results(folder)) is not None:
+            return done
+        return _Run(spec, folder, progress).execute(stop_after_task)
+
+
+class _Run:
+    """The state of one run while it executes (model, tasks, timings)."""
+
+    def __init__(self, spec: ExperimentSpec, folder, progress: bool):
+        from accelerate import Accelerator
+
+        self.spec, self.folder = spec, folder
+        self.timings: dict[str, float] = defaultdict(float)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), split_batches=True)
+        self.show = progress and self.accelerator.is_main_process
+        with self.timer("load model and adapter"):
+            self.lm, self.tok = load_model(spec.model, dtype=DTYPES[spec.dtype])
+            self.lm.set_attn_implementation(spec.attention)
+            apply_adapter(
+                self.lm,
+                spec.method,
+                spec.rank,
+                spec.alpha,
+                list(spec.target_modules)
+                if isinstance(spec.target_modules, tuple)
+                else spec.target_modules,
+                spec.sampling,
+                seed=spec.seed,
+                split_fused=spec.split_fused,
+            )
+            self.lm.to(self.accelerator.device)
+            low = DTYPES[spec.autocast] if spec.autocast else None
+            self.cast = FrozenCast(self.lm, low)
+            # Where training starts (U = 0; LoRA's seeded A): the update is measured from here.
+            self.start = {
+                n: p.detach().clone() for n, p in self.lm.named_parameters() if p.requires_grad
+            }
+        with self.timer("load and tokenise tasks"):
+            sizes = dict(
+                train_size=spec.train_size, val_size=spec.val_size, eval_size=spec.eval_size
+            )
+            self.tasks = [load_task(t, seed=spec.seed, **sizes) for t in spec.tasks]
+            self.encoded = [
+                {s: t.encode(self.tok, s, spec.max_length) for s in ("train", "val", "eval")}
+                for t in self.tasks
+            ]
+            self.corpus = load_corpus(spec.corpus)
+            ids = corpus_ids(self.tok, self.corpus)
+            windows = sample_windows(len(ids), spec.ppl_max_length, spec.ppl_windows)
+            self.shift_ids = torch.stack(
+                [
+                    ids[b : b + SHIFT_TOKENS]
+                    for b, e in windows[:SHIFT_WINDOWS]
+                    if e - b >= SHIFT_TOKENS
+                ]
+                or [ids[:SHIFT_TOKENS]]
+            )
+        self.pad = self.tok.pad_token_id
+
+    @contextlib.contextmanager
+    def timer(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to ``phase`` (the profile in ``Results.timings``)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - start
+
+    # ------------------------------------------------------------------ measurements
+
+    def perplexity_nll(self) -> np.ndarray:
+        with (
+            self.timer("perplexity"),
+            self.cast.active(),
+            mixed_precision(self.accelerator.device, self.spec.autocast),
+        ):
+            return perplexity_windows(
+                self.lm,
+                self.tok,
+                self.corpus,
+                self.spec.ppl_mode,
+                self.spec.ppl_max_length,
+                self.spec.ppl_windows,
+                batch_size=max(self.spec.eval_batch_size // 8, 1),
+            )
+
+    def initial_nll(self) -> np.ndarray:
+        """The untouched model's per-window NLL, shared by every run with the same model and corpus."""
+        spec = self.spec
+        fields = (
+            "model",
+            "dtype",
+            "autocast",
+            "attention",
+            "corpus",
+            "ppl_mode",
+            "ppl_windows",
+            "ppl_max_length",
+        )
+        key = {f: getattr(spec, f) for f in fields} | {"model_source": spec.sources()["model"]}
+        if self.folder is None:
+            return self.perplexity_nll()
+        path = (
+            results_root()
+            / "initial-perplexity"
+            / f"{safe_name(json.dumps(key, sort_keys=True))}.json"
+        )
+        return np.asarray(
+            stages.shared_json(path, lambda: {"nll": self.perplexity_nll().tolist()})["nll"]
+        )
+
+    def accuracy_rows(
+        self, stage: int, after: str, heads: list[nn.Linear], split: str, which: list[int]
+    ) -> list[dict]:
+        rows = []
+        with self.timer("evaluate"), self.cast.active():
+            for j in which:
+                encoded = self.encoded[j][split]
+                if not encoded:
+                    continue
+                pred = predict(
+                    TaskModel(self.lm, heads[j]),
+                    encoded,
+                    self.spec.eval_batch_size,
+                    self.pad,
+                    self.spec.autocast,
+                )
+                rows.append(self.row(stage, after, j, split, correct(pred, encoded)))
+        return rows
+
+    def row(self, stage: int, after: str, j: int, split: str, hits: np.ndarray) -> dict:
+        return {
+            "stage": stage,
+            "after_task": after,
+            "task": self.tasks[j].name,
+            "split": split,
+            "accuracy": float(hits.mean()),
+            "majority": self.tasks[j].majority_accuracy(split),
+            "n": int(len(hits)),
+            "correct": "".join("1" if h else "0" for h in hits),
+        }
+
+    def layer_rows(self, stage: int, after: str) -> list[dict]:
+        with self.timer("layer statistics"):
+            shift = output_shift(self.lm, self.shift_ids)
+            moved = {
+                name: sum(
+                    float((p.detach() - self.start[f"{name}.{n}"]).double().pow(2).sum())
+                    for n, p in layer.named_parameters()
+                    if f"{name}.{n}" in self.start
+                )
+                for name, layer in adapter_layers(self.lm)
+            }
+            return [
+                {
+                    "stage": stage,
+                    "after_task": after,
+                    **row,
+                    "output_shift": shift.get(row["layer"], 0.0),
+                    # ‖θ − θ₀‖ of the layer's trainable tensors: the size of the step taken.
+                    "update_norm": moved.get(row["layer"], 0.0) ** 0.5,
+                }
+                for row in layer_stats(self.lm)
+            ]
+
+    # ------------------------------------------------------------------ the protocol
+
+    def execute(self, stop_after_task: int | None) -> Results | None:
+        spec = self.spec
+        initial = self.initial_nll()
+        if spec.method == "head-only" and not has_active_dropout(self.lm):
+            records, heads = self.head_only_records(initial)
+        else:
+            records, heads = self.sequence_records(initial, stop_after_task)
+            if records is None:
+                return None
+        perplexity = pd.DataFrame(
+            [{"stage": 0, "after_task": None, "nll": initial.tolist()}]
+            + [r["perplexity"] for r in records if r["perplexity"]["nll"] is not None]
+        )
+        perplexity["perplexity"] = [from_nll(n) for n in perplexity["nll"]]
+        perplexity["ratio"] = perplexity["perplexity"] / perplexity["perplexity"].iloc[0]
+        counts = trainable_parameters(self.lm)
+        results = Results(
+            spec,
+            accuracy=pd.DataFrame([row for r in records for row in r["accuracy"]]),
+            perplexity=perplexity[["stage", "after_task", "perplexity", "ratio", "nll"]],
+            layers=pd.DataFrame(stages.rounded([row for r in records for row in r["layers"]])),
+            loss=pd.DataFrame([row for r in records for row in r["loss"]]),
+            parameters={
+                "adapter": counts["adapter"],
+                "head": sum(p.numel() for h in heads for p in h.parameters()),
+            },
+            timings=dict(self.timings),
+            environment=environment(),
+        )
+        if self.folder is not None and self.accelerator.is_main_process:
+            stages.write_results(self.folder, results)
+        return results
+
+    def new_head(self, j: int) -> nn.Linear:
+        return new_head(
+            self.lm, len(self.tasks[j].label_names), task_seed(self.spec.seed, self.tasks[j].name)
+        )
+
+    def plan(self, j: int) -> list[list[int]]:
+        spec = self.spec
+        lengths = [len(e["input_ids"]) for e in self.encoded[j]["train"]]
+        steps = (
+            spec.epochs * -(-len(lengths) // spec.batch_size)
+            if spec.max_steps is None
+            else spec.max_steps
+        )
+        return training_plan(
+            lengths, spec.batch_size, task_seed(spec.seed, self.tasks[j].name), steps
+        )
+
+    def sequence_records(self, initial: np.ndarray, stop_after_task: int | None):
+        spec = self.spec
+        records, tensors = (
+            stages.load_stages(self.folder, len(self.tasks)) if self.folder else ([], {})
+        )
+        heads = [self.new_head(j) for j in range(len(records))]
+        if records:
+            params = dict(self.lm.named_parameters())
+            with torch.no_grad():
+                for k, v in tensors.items():
+                    if k.startswith("adapter."):
+                        params[k.removeprefix("adapter.")].copy_(v)
+                for j, head in enumerate(heads):
+                    head.load_state_dict(
+                        {
+                            k.split(".", 1)[1]: v
+                            for k, v in tensors.items()
+                            if k.startswith(f"head{j}.")
+                        }
+                    )
+        for i in range(len(records), len(self.tasks)):
+            task = self.tasks[i]
+            heads.append(self.new_head(i))
+            torch.manual_seed(task_seed(spec.seed, task.name))  # dropout and anything else global
+            with self.timer("train"), self.cast.active():
+                losses = train_task(
+                    self.accelerator,
+                    TaskModel(self.lm, heads[i]),
+                    self.encoded[i]["train"],
+                    self.plan(i),
+                    self.pad,
+                    spec,
+                    f"train {task.name}",
+                    self.show,
+                )
+            after = task.name
+            accuracy = self.accuracy_rows(i + 1, after, heads, "eval", list(range(i + 1)))
+            accuracy += self.accuracy_rows(i + 1, after, heads, "val", [i])
+            measure = spec.ppl_stages == "each" or i == len(self.tasks) - 1
+            record = {
+                "accuracy": accuracy,
+                "perplexity": {
+                    "stage": i + 1,
+                    "after_task": after,
+                    "nll": self.perplexity_nll().tolist() if measure else None,
+                },
+                "layers": self.layer_rows(i + 1, after),
+                "loss": [
+                    {"stage": i + 1, "task": after, "step": s, "loss": v}
+                    for s, v in enumerate(losses)
+                ],
+            }
+            records.append(record)
+            if self.folder is not None and self.accelerator.is_main_process:
+                trainables = {
+                    f"adapter.{n}": p for n, p in self.lm.named_parameters() if p.requires_grad
+                }
+                for j, h in enumerate(heads):
+                    trainables.update({f"head{j}.{k}": v for k, v in h.state_dict().items()})
+                stages.save_stage(self.folder, i, record, trainables)
+            self.accelerator.wait_for_everyone()
+            if stop_after_task is not None and i >= stop_after_task:
+                return None, heads
+        return records, heads
+
+    def features(self, j: int, split: str) -> torch.Tensor:
+        """The frozen backbone's features of one task split, shared on disk by every run (any
+        order, any head-only variant) with the same model, task, sizes, seed and numerics."""
+        spec = self.spec
+
+        def compute() -> torch.Tensor:
+            module = TaskModel(self.lm, nn.Identity())
+            return features(
+                module, self.encoded[j][split], spec.eval_batch_size, self.pad, spec.autocast
+            )
+
+        if self.folder is None:
+            return compute()
+        fields = (
+            "model",
+            "dtype",
+            "autocast",
+            "attention",
+            "max_length",
+            "train_size",
+            "val_size",
+            "eval_size",
+            "seed",
+        )
+        key = {f: getattr(spec, f) for f in fields} | {
+            "model_source": spec.sources()["model"],
+            "task": source_fingerprint(spec.tasks[j]),
+            "split": split,
+        }
+        path = (
+            results_root()
+            / "features"
+            / f"{safe_name(json.dumps(key, sort_keys=True))}.safetensors"
+        )
+        return stages.shared_tensor(path, compute).to(self.accelerator.device)
+
+    def head_only_records(self, initial: np.ndarray):
+        """Head-only: the backbone never changes, so each split's features are computed once,
+        every head trains on them, and later tasks cannot change an earlier task's accuracy."""
+        spec = self.spec
+        heads, own = [], []
+        for j in range(len(self.tasks)):
+            with self.timer("features"), self.cast.active():
+                feats = {
+                    s: self.features(j, s) for s in ("train", "val", "eval") if self.encoded[j][s]
+                }
+            head = self.new_head(j)
+            labels = torch.tensor([int(e["label"]) for e in self.encoded[j]["train"]])
+            with self.timer("train"):
+                losses = train_head(
+                    head,
+                    feats["train"].to(head.weight.device),
+                    labels.to(head.weight.device),
+                    self.plan(j),
+                    spec,
+                )
+            hits = {}
+            with torch.no_grad(), mixed_precision(self.accelerator.device, spec.autocast):
+                for s, f in feats.items():
+                    if s != "train":
+                        pred = head(f.to(head.weight.dtype)).argmax(-1).cpu().numpy()
+                        hits[s] = correct(pred, self.encoded[j][s])
+            heads.append(head)
+            own.append((losses, hits))
+        records = []
+        for i, task in enumerate(self.tasks):
+            accuracy = [
+                self.row(i + 1, task.name, j, "eval", own[j][1]["eval"]) for j in range(i + 1)
+            ]
+            if "val" in own[i][1]:
+                accuracy.append(self.row(i + 1, task.name, i, "val", own[i][1]["val"]))
+            records.append(
+                {
+                    "accuracy": accuracy,
+                    # The language model is untouched: its perplexity is the initial one, exactly.
+                    "perplexity": {
+                        "stage": i + 1,
+                        "after_task": task.name,
+                        "nll": initial.tolist(),
+                    },
+                    "layers": [],
+                    "loss": [
+                        {"stage": i + 1, "task": task.name, "step": s, "loss": v}
+                        for s, v in enumerate(own[i][0])
+                    ],
+                }
+            )
+        return records, heads
+
+
+@functools.lru_cache(maxsize=1)
+def matmul_rate() -> dict[str, float]:
+    """This process's matrix-product rate (GFLOP/s) on 2048² in fp32 and bf16: the machine's ceiling."""
+    rates = {}
+    n = 2048
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        g = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
+        a @ b
+        times = []
+        for _ in range(5):
+            sync()
+            start = time.perf_counter()
+            a @ b
+            sync()
+            times.append(time.perf_counter() - start)
+        rates[name] = round(2 * n**3 / sorted(times)[2] / 1e9, 1)
+    return rates
+
+
+def environment() -> dict:
+    """Package versions and the machine a result was computed on (with its matrix-product rate)."""
+    import peft
+    import transformers
+
+    from curlora import __version__
+
+    return {
+        "matmul_gflops": matmul_rate(),
+        "curlora": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+    }

@@ -1,0 +1,160 @@
+"""The results cache: one folder per run, a stage file pair per finished task, a results file.
+
+Every file is written atomically (a reader sees the old file or the whole new one). A run's
+folder is claimed with a lock while it is computed, so two workers given the same spec never
+train it twice: the second waits, then reads the first one's results. A cache entry that cannot
+be read (cut short by a full disk or a crashed copy) is set aside with a warning that names it,
+and the run recomputes from the last readable stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file, save_file
+
+from curlora.experiment.results import Results
+from curlora.experiment.spec import ExperimentSpec
+from curlora.storage import atomic_path, results_root, safe_name, write_text
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable and has been set aside for recomputation."""
+
+
+def run_folder(spec: ExperimentSpec) -> Path:
+    """Where a spec's stages and results live (under the results root, named by its key)."""
+    return results_root() / safe_name(f"{spec.label()}-{spec.key()}")
+
+
+@contextlib.contextmanager
+def claim(folder: Path) -> Iterator[None]:
+    """Hold the run's lock (an OS file lock, released even if the process dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".lock")):
+        yield
+
+
+def set_aside(path: Path, error: Exception) -> None:
+    """Move an unreadable cache file out of the way, saying which and why."""
+    dest = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, dest)
+    warnings.warn(
+        f"Cache entry {path} could not be read ({type(error).__name__}: {error}); moved it to "
+        f"{dest.name} and recomputing it.",
+        CacheWarning,
+        stacklevel=3,
+    )
+
+
+#: A finished run's record: gzip-compressed JSON (a few tens of kB, small enough to commit).
+RESULTS_FILE = "results.json.gz"
+
+
+def read_results(folder: Path) -> Results | None:
+    """The finished run's results, or None if absent or unreadable (then set aside)."""
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Results.from_payload(json.loads(gzip.decompress(path.read_bytes())))
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as err:  # gzip, JSON, schema
+        set_aside(path, err)
+        return None
+
+
+def write_results(folder: Path, results: Results) -> None:
+    """Write the run's results atomically (gzip-compressed JSON)."""
+    data = json.dumps(results.to_payload(), separators=(",", ":")).encode()
+    with atomic_path(folder / RESULTS_FILE) as tmp:
+        # mtime=0: the same results give the same bytes.
+        tmp.write_bytes(gzip.compress(data, mtime=0))
+
+
+def rounded(value):
+    """Floats (nested in lists and dicts) to 4 significant digits: per-layer statistics are
+    kept at the precision a figure needs, so each run's record stays a few tens of kB."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value
+
+
+def save_stage(folder: Path, index: int, record: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Save a finished task: tensors first, then the JSON that marks the stage complete."""
+    with atomic_path(folder / f"stage{index}.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    write_text(folder / f"stage{index}.json", json.dumps(record))
+
+
+def load_stages(folder: Path, n_tasks: int) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """The readable finished stages' records, and the last one's tensors.
+
+    The first unreadable stage and every later one are set aside: a stage is only meaningful on
+    top of the stages before it.
+    """
+    records, tensors = [], {}
+    for i in range(n_tasks):
+        marker, weights = folder / f"stage{i}.json", folder / f"stage{i}.safetensors"
+        if not (marker.is_file() and weights.is_file()):
+            break
+        failed = marker
+        try:
+            record = json.loads(marker.read_text())
+            if not {"accuracy", "perplexity", "layers", "loss"} <= set(record):
+                raise KeyError("a stage record needs accuracy, perplexity, layers and loss")
+            failed = weights
+            stage_tensors = load_file(str(weights))
+        except Exception as err:  # JSON errors, SafetensorError, OSError, ...
+            for j in range(i, n_tasks):
+                for path in (folder / f"stage{j}.json", folder / f"stage{j}.safetensors"):
+                    if path.is_file():
+                        reason = (
+                            err
+                            if path == failed
+                            else RuntimeError(
+                                f"it belongs with {failed.name}, which was unreadable"
+                            )
+                        )
+                        set_aside(path, reason)
+            break
+        records.append(record)
+        tensors = stage_tensors
+    return records, tensors
+
+
+def shared_json(path: Path, compute) -> dict:
+    """A small JSON value shared between runs (e.g. the untouched model's perplexity)."""
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError as err:
+            set_aside(path, err)
+    value = compute()
+    write_text(path, json.dumps(value))
+    return value
+
+
+def shared_tensor(path: Path, compute) -> torch.Tensor:
+    """A tensor shared between runs (e.g. a frozen backbone's features), computed once."""
+    if path.is_file():
+        try:
+            return load_file(str(path))["value"]
+        except Exception as err:  # a truncated file raises SafetensorError
+            set_aside(path, err)
+    value = compute()
+    with atomic_path(path) as tmp:
+        save_file({"value": value.detach().cpu().contiguous()}, str(tmp))
+    return value

@@ -1,0 +1,128 @@
+"""Running many specs: in this process, on local worker processes, or on a dask cluster.
+
+A sweep is a list of independent specs whose results meet in the results cache. Each executor
+is an existing engine's own futures: ``concurrent.futures`` for local processes, a
+``dask.distributed.Client`` (its ``get_executor()``) for a cluster, or any
+``concurrent.futures.Executor`` you pass. Runs already in the cache load without being sent
+anywhere; identical specs are computed once; two workers given the same spec wait on its lock.
+
+On a cluster, point ``CURLORA_RESULTS`` (or ``CURLORA_CACHE``) of every worker at one shared
+folder, e.g. ``Client("tcp://scheduler:8786")`` with workers started as
+``CURLORA_RESULTS=/shared/curlora dask worker tcp://scheduler:8786 --nthreads 1``; on GPU
+nodes start workers with ``--resources GPU=1`` and pass ``resources={"GPU": 1}``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from curlora.data import register_task, registered_tasks
+from curlora.experiment import stages
+from curlora.experiment.results import Results
+from curlora.experiment.runner import run
+from curlora.experiment.spec import ExperimentSpec
+
+EXECUTORS = ("auto", "serial", "processes")
+
+
+def _worker_setup(threads: int, tasks: dict[str, Callable]) -> None:
+    """Prepare a worker process: its thread count and the tasks registered in the parent."""
+    torch.set_num_threads(threads)
+    for name, builder in tasks.items():
+        if name not in registered_tasks():
+            register_task(name, builder)
+
+
+def _work(spec: ExperimentSpec, threads: int, tasks: dict[str, Callable]) -> Results:
+    _worker_setup(threads, tasks)
+    return run(spec, progress=False)
+
+
+def default_workers() -> int:
+    """Worker processes for ``executor='auto'``: one per core on a CPU machine (measured to beat
+    one process using every core, benchmarks/NOTES.md), one on a GPU machine."""
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(os.cpu_count() or 1, 2))
+
+
+def run_many(
+    specs: Sequence[ExperimentSpec],
+    executor: str | cf.Executor | object = "auto",
+    workers: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    desc: str = "experiments",
+) -> list[Results]:
+    """Run every spec (cached ones load at once); returns their Results in the order given.
+
+    ``executor``: 'auto' (worker processes on a multi-core CPU, else this process), 'serial',
+    'processes', a ``dask.distributed.Client``, or any ``concurrent.futures.Executor``.
+    ``workers``/``threads``: local processes and torch threads per process.
+    """
+    specs = list(specs)
+    results: dict[str, Results] = {}
+    for spec in specs:
+        key = spec.key()
+        if (
+            key not in results
+            and (done := stages.read_results(stages.run_folder(spec))) is not None
+        ):
+            results[key] = done
+    pending = list({s.key(): s for s in specs if s.key() not in results}.values())
+    if pending:
+        results.update(_compute(pending, executor, workers, threads, progress, desc))
+    return [results[s.key()] for s in specs]
+
+
+def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, Results]:
+    if isinstance(executor, str) and executor not in EXECUTORS:
+        raise ValueError(
+            f"executor={executor!r} is unknown; choose {', '.join(EXECUTORS)}, a "
+            "dask.distributed.Client or a concurrent.futures.Executor."
+        )
+    if executor == "auto":
+        workers = workers or default_workers()
+        executor = "processes" if workers > 1 and len(pending) > 1 else "serial"
+    bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="run", smoothing=0)
+    out: dict[str, Results] = {}
+    start = time.perf_counter()
+    if executor == "serial":
+        for spec in pending:
+            bar.set_postfix_str(spec.label(), refresh=False)
+            out[spec.key()] = run(spec, progress=False)
+            bar.update()
+        bar.close()
+        return out
+    owned = executor == "processes"
+    if owned:
+        workers = workers or default_workers()
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    elif hasattr(executor, "get_executor"):  # a dask.distributed.Client
+        pool = executor.get_executor()
+        threads = threads or 1
+    else:
+        pool = executor
+        threads = threads or 1
+    try:
+        futures = {pool.submit(_work, spec, threads, registered_tasks()): spec for spec in pending}
+        for future in cf.as_completed(futures):
+            spec = futures[future]
+            out[spec.key()] = future.result()
+            bar.set_postfix_str(
+                f"{spec.label()} done, {time.perf_counter() - start:.0f}s", refresh=False
+            )
+            bar.update()
+    finally:
+        bar.close()
+        if owned:
+            pool.shutdown(cancel_futures=True)
+    return out

@@ -1,0 +1,90 @@
+"""Training one task: the adapter and the task's new head together, through ``accelerate``.
+
+``split_batches`` keeps the global batch when several processes train (``torchrun``), so a
+multi-process run takes the same optimisation steps as a single process.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from curlora.data import Collator
+from curlora.experiment.heads import TaskModel
+from curlora.experiment.precision import mixed_precision
+from curlora.experiment.spec import ExperimentSpec
+
+
+def _optimizer(adapter: list[nn.Parameter], head: nn.Linear, spec: ExperimentSpec):
+
+    groups = [{"params": adapter, "lr": spec.lr}] if adapter else []
+    groups.append(
+        {"params": list(head.parameters()), "lr": spec.lr if spec.head_lr is None else spec.head_lr}
+    )
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+    return optimizer
+
+
+def _scheduler(optimizer, spec: ExperimentSpec, steps: int):
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if spec.schedule == "constant" else spec.schedule
+    return get_scheduler(
+        name, optimizer, num_warmup_steps=spec.warmup_steps, num_training_steps=steps
+    )
+
+
+def train_task(
+    accelerator,
+    module: TaskModel,
+    encoded: list[dict],
+    plan: list[list[int]],
+    pad_id: int,
+    spec: ExperimentSpec,
+    desc: str,
+    show: bool,
+) -> list[float]:
+    """Train the adapter and head of ``module`` on the batches of ``plan``; returns the losses."""
+    adapter = [p for p in module.backbone.parameters() if p.requires_grad]
+    optimizer = _optimizer(adapter, module.head, spec)
+    scheduler = _scheduler(optimizer, spec, len(plan))
+    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan, collate_fn=Collator(pad_id))
+    module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader, scheduler)
+    module.train()
+    losses = []
+    for batch in tqdm(loader, total=len(plan), desc=desc, disable=not show, leave=False):
+        with mixed_precision(accelerator.device, spec.autocast):
+            logits = module(batch["input_ids"], batch["attention_mask"])
+        loss = nn.functional.cross_entropy(logits.float(), batch["labels"])
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(accelerator.reduce(loss.detach(), "mean")))
+    accelerator.free_memory()
+    module.eval()
+    return losses
+
+
+def train_head(
+    head: nn.Linear,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    plan: list[list[int]],
+    spec: ExperimentSpec,
+) -> list[float]:
+    """Train ``head`` alone on fixed features, batch by batch as ``train_task`` would (head-only)."""
+    optimizer = _optimizer([], head, spec)
+    scheduler = _scheduler(optimizer, spec, len(plan))
+    losses = []
+    for idx in plan:
+        with mixed_precision(feats.device, spec.autocast):
+            logits = head(feats[idx].to(head.weight.dtype))
+        loss = nn.functional.cross_entropy(logits.float(), labels[idx])
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    return losses

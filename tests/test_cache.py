@@ -1,0 +1,154 @@
+"""The results cache under failure and concurrency: corrupt entries, racing workers, executors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pandas as pd
+import pytest
+
+from curlora.experiment import CacheWarning, preset, run, run_folder, run_many
+
+SPEC = dict(tasks=("movie-snippets", "tweets-3class"), train_size=16)
+
+
+@pytest.fixture(autouse=True)
+def _results(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
+
+
+def _same(a, b):
+    for name in ("accuracy", "perplexity", "loss"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+
+
+def _damage(path, how):
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)])
+    else:
+        path.write_text("{not json")
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_corrupt_results_file_is_set_aside_and_recomputed(how):
+    spec = preset("smoke", **SPEC)
+    first = run(spec, progress=False)
+    path = run_folder(spec) / "results.json.gz"
+    _damage(path, how)
+    with pytest.warns(CacheWarning, match="results.json.gz"):
+        again = run(spec, progress=False)
+    _same(first, again)
+    assert path.is_file() and any(
+        p.name.startswith("results.json.gz.corrupt-") for p in path.parent.iterdir()
+    )
+
+
+@pytest.mark.parametrize(
+    "which", ["stage0.json", "stage0.safetensors", "stage1.json", "stage1.safetensors"]
+)
+def test_corrupt_stage_is_set_aside_and_training_resumes(which):
+    spec = preset("smoke", **SPEC)
+    whole = run(spec, progress=False, cache=False)
+    assert run(spec, progress=False, stop_after_task=1) is None  # both stages saved, no results yet
+    folder = run_folder(spec)
+    _damage(folder / which, "truncated")
+    with pytest.warns(CacheWarning, match=which):
+        resumed = run(spec, progress=False)
+    _same(whole, resumed)
+    assert any(p.name.startswith(f"{which}.corrupt-") for p in folder.iterdir())
+
+
+def test_corrupt_shared_perplexity_is_recomputed():
+    spec = preset("smoke", **SPEC)
+    run(spec, progress=False)
+    shared = next((run_folder(spec).parent / "initial-perplexity").iterdir())
+    _damage(shared, "garbage")
+    with pytest.warns(CacheWarning, match="initial-perplexity"):
+        run(spec.replace(seed=1), progress=False)
+
+
+RACE = textwrap.dedent("""
+    import json, sys
+    from curlora.experiment import preset, run
+    r = run(preset("smoke", tasks=("movie-snippets", "tweets-3class"), train_size=16), progress=False)
+    json.dump(r.timings, open(sys.argv[1], "w"))
+""")
+
+
+def test_two_processes_racing_on_one_spec_train_it_once(tmp_path):
+    script = tmp_path / "race.py"
+    script.write_text(RACE)
+    env = {**os.environ}
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / f"t{i}.json")], env=env)
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    timings = [json.loads((tmp_path / f"t{i}.json").read_text()) for i in range(2)]
+    # One process trained; the other waited on the lock and read its results (same timings).
+    assert timings[0] == timings[1] and timings[0]["train"] > 0
+    folder = run_folder(preset("smoke", **SPEC))
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "results.json.gz",
+        "stage0.json",
+        "stage0.safetensors",
+        "stage1.json",
+        "stage1.safetensors",
+    ]
+
+
+def _specs():
+    return [
+        preset("smoke", **SPEC, method=m, seed=s) for m in ("curlora", "head-only") for s in (0, 1)
+    ]
+
+
+def test_worker_processes_give_the_serial_results(tmp_path, monkeypatch):
+    serial = run_many(_specs(), executor="serial", progress=False)
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "other"))
+    parallel = run_many(_specs(), executor="processes", workers=2, progress=False)
+    for a, b in zip(serial, parallel, strict=True):
+        _same(a, b)
+
+
+def test_a_local_dask_cluster_runs_a_sweep(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        results = run_many(_specs(), executor=client, progress=False)
+    assert [r.spec for r in results] == _specs()
+    cached = run_many(_specs(), executor="serial", progress=False)  # all from the shared cache
+    for a, b in zip(results, cached, strict=True):
+        _same(a, b)
+
+
+def test_identical_specs_are_computed_once():
+    spec = preset("smoke", **SPEC, method="head-only")
+    results = run_many([spec, spec, spec.replace(seed=1)], executor="serial", progress=False)
+    assert results[0] is results[1] and results[0] is not results[2]
+
+
+def test_unknown_executor_is_refused():
+    with pytest.raises(ValueError, match="serial"):
+        run_many([preset("smoke", **SPEC, seed=7)], executor="threads", progress=False)
+
+
+def test_results_are_small_gzip_json():
+    spec = preset("smoke", **SPEC)
+    run(spec, progress=False)
+    path = run_folder(spec) / "results.json.gz"
+    payload = json.loads(gzip.decompress(path.read_bytes()))
+    assert payload["spec"]["train_size"] == 16 and path.stat().st_size < 60_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(spec, progress=False)  # a sound entry loads without any warning
