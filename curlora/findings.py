@@ -1,40 +1,300 @@
-"""Our numbers beside the paper's Tables 1–2, and a plain verdict on each claim, computed from results.
+"""Verdicts on the paper's claims, and our numbers beside its Tables 1–2, generated from the runs.
 
-The verdict texts are assembled from the measured numbers with the thresholds stated in each
-sentence; nothing here is written in advance of the data.
+Every verdict names its replicates (seeds), gives a 95% interval, states the smallest effect the
+design could detect, and is phrased as what the data exclude. Nothing here is written ahead of
+the numbers: each sentence is assembled from them, with the thresholds stated where used.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from importlib import resources
 
 import pandas as pd
 
-from curlora.continual import Results
-from curlora.metrics import mean_ci
+from curlora.stats import Interval, t_interval
+from curlora.study import OUTCOMES, Comparison, Study
 
-PAPER_TABLE = Path(__file__).resolve().parents[1] / "data" / "paper_results.csv"
-#: Perplexity ratios within this of 1 count as "unchanged".
-PPL_TOLERANCE = 0.01
+#: A perplexity ratio that every seed puts above this counts as "exploding" (paper: ×10,000).
+EXPLODES = 2.0
+#: Display names of arms.
+NAMES = {
+    "curlora": "CURLoRA",
+    "lora": "LoRA",
+    "svd": "the SVD peer",
+    "head-only": "head-only",
+}
+
+
+def name(arm: str) -> str:
+    """A readable name of an arm ('lora-r1' → 'LoRA r1', 'curlora-norm' → 'CURLoRA (norm sampling)')."""
+    if arm in NAMES:
+        return NAMES[arm]
+    method, *rest = arm.split("-")
+    extra = [
+        f"r{p[1:]}" if p.startswith("r") and p[1:].isdigit() else f"({p} sampling)" for p in rest
+    ]
+    return " ".join([NAMES.get(method, method), *extra])
 
 
 def paper_results() -> pd.DataFrame:
-    """The paper's Tables 1–2 (single runs), as shipped in data/paper_results.csv."""
-    return pd.read_csv(PAPER_TABLE)
+    """The paper's Tables 1–2 (single runs), as shipped with the package."""
+    with (resources.files("curlora") / "resources" / "paper_results.csv").open() as f:
+        return pd.read_csv(f)
 
 
-def comparison_table(results: list[Results]) -> pd.DataFrame:
-    """Our rows in the paper's layout: accuracy of each task after each later task, perplexities."""
-    tasks = list(results[0].spec.tasks)
+def reading(
+    i: Interval, scale: float = 1.0, unit: str = "", digits: int = 3, what: str = "the difference"
+) -> str:
+    """What an interval says, as the data's exclusions: 'excludes an effect larger than …'."""
+    if i.n == 0:
+        return "no runs"
+    if i.n < 2:
+        return f"{i.mean * scale:+.{digits}f}{unit} from one seed (no interval)"
+    mde = i.detectable() * scale
+    span = f"{i.text(digits, scale, unit)}, n = {i.n} seeds"
+    if i.lo > 0:
+        return f"{span}: {what} is positive, at least {i.lo * scale:.{digits}f}{unit}"
+    if i.hi < 0:
+        return f"{span}: {what} is negative, at least {-i.hi * scale:.{digits}f}{unit} in size"
+    bound = max(abs(i.lo), abs(i.hi)) * scale
+    return (
+        f"{span}: no effect shown; one larger than {bound:.{digits}f}{unit} is excluded "
+        f"(smallest detectable ≈ {mde:.{digits}f}{unit})"
+    )
+
+
+def ratio_reading(i: Interval) -> str:
+    """A perplexity-ratio interval in percent change."""
+    shifted = Interval(i.mean - 1, i.lo - 1, i.hi - 1, i.n, i.se, i.confidence)
+    return reading(shifted, 100, "%", 2, "the change")
+
+
+#: How a difference in each outcome is shown: scale, unit, digits.
+UNITS = {"ppl_ratio": (100, " pp", 2), "forgetting": (100, " pts", 2), "output_shift": (1, "", 4)}
+
+
+def difference_reading(i: Interval, outcome: str) -> str:
+    """A difference between arms in ``outcome`` (perplexity ratios in percentage points)."""
+    scale, unit, digits = UNITS[outcome]
+    return reading(i, scale, unit, digits)
+
+
+def comparison_reading(c: Comparison) -> str:
+    """'CURLoRA − LoRA in perplexity ratio at matched plasticity 2–6 points: …'."""
+    if not c.levels:
+        return (
+            f"{name(c.a)} and {name(c.b)}: their frontiers reach no common plasticity, so they "
+            "cannot be compared at equal learning with these rates"
+        )
+    return (
+        f"{name(c.a)} − {name(c.b)} in {OUTCOMES[c.outcome]} at matched validation plasticity "
+        f"{c.levels[0] * 100:.1f}–{c.levels[-1] * 100:.1f} points over head-only: "
+        + difference_reading(c.interval, c.outcome)
+    )
+
+
+def verdicts(study: Study) -> list[str]:
+    """One plain-language verdict per paper claim (and per control the paper lacks), from the runs."""
+    arms = study.arms
+    out = []
+    n = len(study.seeds)
+    orders = len(study.orders)
+    design = f"{n} seed{'s' * (n != 1)}, {orders} task order{'s' * (orders != 1)}"
+    at = {a: study.operating_rate(a) for a in arms}
+
+    if "lora" in arms:
+        i = study.interval("lora", "ppl_ratio")
+        top = max(study.rates("lora"))
+        worst = study.interval("lora", "ppl_ratio", top)
+        verdict = (
+            "**Holds here**"
+            if i.n > 1 and i.lo > EXPLODES
+            else "**Not shown here**"
+            if i.n > 1 and i.hi < EXPLODES
+            else "**Undecided**"
+        )
+        out.append(
+            f"*LoRA forgets: perplexity explodes* (paper: ×10,000 on Mistral-7B). {verdict} "
+            f"(explosion = ratio above ×{EXPLODES:g}): at its operating rate {at['lora']:g}, "
+            f"perplexity changes by {ratio_reading(i)}; at its highest rate {top:g}, by {ratio_reading(worst)} ({design})."
+        )
+    if "curlora" in arms:
+        i = study.interval("curlora", "ppl_ratio")
+        fixed = i.n > 1 and i.lo > 1 - 0.01 and i.hi < 1 + 0.01
+        verdict = "**Holds here** within ±1%" if fixed else "**Not shown within ±1%**"
+        out.append(
+            f"*CURLoRA keeps perplexity fixed.* {verdict}: at its operating rate "
+            f"{at['curlora']:g}, perplexity changes by {ratio_reading(i)}. Only the frozen "
+            "backbone of head-only keeps it fixed by construction."
+        )
+    learned_lines = []
+    for arm in (a for a in arms if a != "head-only"):
+        learned = study.learned_tasks(arm)
+        missed = [t for t in study.learned(arm) if t not in learned]
+        f = study.interval(arm, "forgetting")
+        text = f"{name(arm)} (rate {at[arm]:g}): "
+        if not learned[:-1] and len(learned) <= 1:
+            text += (
+                "no earlier task learned above its majority level, so forgetting cannot be measured"
+            )
+        else:
+            text += (
+                f"forgetting of learned earlier tasks {reading(f, 100, ' pts', 1, 'forgetting')}"
+            )
+        if missed:
+            text += f"; not learned above majority: {', '.join(missed)}"
+        learned_lines.append(text)
+    if learned_lines:
+        out.append(
+            "*CURLoRA retains earlier tasks; LoRA forgets them.* Forgetting (accuracy right after "
+            "a task minus after the last task, eval split) is assessed only on tasks whose own "
+            "accuracy is above their majority level: " + "; ".join(learned_lines) + "."
+        )
+    gains = [
+        f"{name(a)} {reading(study.gain_over_head(a), 100, ' pts', 1, 'the gain')}"
+        for a in arms
+        if a != "head-only" and study.head_only
+    ]
+    if gains:
+        out.append(
+            "*The adapter, not just the new head, does the learning* (a control the paper lacks). "
+            "Own-task accuracy gain over head-only at each operating rate (eval split): "
+            + "; ".join(gains)
+            + "."
+        )
+    if {"curlora", "lora"} <= set(arms) and study.head_only:
+        comparisons = [study.compare("curlora", "lora", o) for o in OUTCOMES]
+        lines = [comparison_reading(c) for c in comparisons if c.levels] or [
+            comparison_reading(comparisons[0])
+        ]
+        shared = sorted(set(study.rates("curlora")) & set(study.rates("lora")))
+        if shared:
+            lr = shared[len(shared) // 2]
+            same = study.compare_at_rate("curlora", "lora", "ppl_ratio", lr)
+            lines.append(
+                f"for contrast, at one shared rate {lr:g}, CURLoRA − LoRA in perplexity ratio: "
+                + difference_reading(same, "ppl_ratio")
+            )
+        out.append(
+            "*CURLoRA forgets less than LoRA for the same learning.* Each method's frontier "
+            "across learning rates, read at plasticity levels both reach: " + "; ".join(lines) + "."
+        )
+    return out
+
+
+def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:
+    """Does the inversion matter? Eq. 4 sampling against each other sampling mode (and the SVD
+    peer) at matched plasticity, and at one rate for contrast."""
+    others = [
+        a
+        for a in study.arms
+        if a not in (reference, "head-only") and a.split("-")[0] in ("curlora", "svd")
+    ]
+    if reference not in study.arms or not others or not study.head_only:
+        return None
+    lines = []
+    for other in others:
+        c = study.compare(reference, other, "ppl_ratio")
+        shared = sorted(set(study.rates(reference)) & set(study.rates(other)))
+        text = comparison_reading(c)
+        if shared:
+            same = study.compare_at_rate(reference, other, "ppl_ratio", shared[-1])
+            text += f" (at one rate, {shared[-1]:g}: {difference_reading(same, 'ppl_ratio')})"
+        lines.append(text)
+    return (
+        "*Inverted sampling regularises: it forgets less.* Perplexity ratio of eq. 4 sampling "
+        "minus each alternative (pp: percentage points of perplexity change), at equal "
+        "learning: " + "; ".join(lines) + "."
+    )
+
+
+def design_text(design, runs: list) -> str:
+    """What was run, in words, with what one run cost (from the runs' own timings)."""
+    base = design.base
+    seconds = [sum(r.timings.values()) for r in runs if r.timings and r.spec.method != "head-only"]
+    cost = (
+        f" One adapter run took {sum(seconds) / len(seconds):.0f} s on average here "
+        f"({sum(seconds) / 60:.1f} CPU-process minutes for all {len(seconds)})."
+        if seconds
+        else ""
+    )
+    rates = "; ".join(
+        f"{a}: {', '.join(f'{lr:g}' for lr in design.rates(a))}"
+        for a in design.arms
+        if a != "head-only"
+    )
+    return (
+        f"**Design.** Model `{base.model}`, rank {base.rank} on the attention Q/K/V preset; tasks "
+        f"{' → '.join(f'`{t}`' for t in base.tasks)} ({design.orders} order"
+        f"{'s' if design.orders != 'paper' else ''}); per task {base.train_size} training, "
+        f"{base.val_size} validation and {base.eval_size} evaluation examples; "
+        f"{base.epochs} epoch(s) of batch {base.batch_size}; head learning rate "
+        f"{base.head_lr if base.head_lr is not None else 'as the adapter'}; "
+        f"{'bf16 autocast' if base.autocast else base.dtype}; perplexity on "
+        f"{base.ppl_windows or 'all'} windows of {base.ppl_max_length} tokens of `{base.corpus}`. "
+        f"Arms and learning rates: {rates}. Seeds: {', '.join(map(str, design.seeds))}. "
+        f"{len(runs)} runs in all.{cost}"
+    )
+
+
+def summary_table(runs: list) -> pd.DataFrame:
+    """One row per configuration (runs that differ only by seed), mean ± CI half-width."""
+    from curlora.experiment.summary import summarise
+
+    table = summarise(runs)
+    keep = ["arm", "lr", "order", "n_seeds"] + [
+        f"{k}_{s}"
+        for k in ("ACC", "BWT", "Forgetting", "ppl_ratio", "output_shift")
+        for s in ("mean", "ci")
+    ]
+    return table[keep].round(4)
+
+
+def ablation_table(
+    study: Study, reference: str = "curlora", outcome: str = "ppl_ratio"
+) -> pd.DataFrame:
+    """Reference arm minus each other sampling arm: at matched plasticity and at one shared rate."""
+    rows = []
+    scale = 100 if outcome in ("ppl_ratio", "forgetting") else 1
+    for other in (
+        a
+        for a in study.arms
+        if a not in (reference, "head-only") and a.split("-")[0] in ("curlora", "svd")
+    ):
+        matched = study.compare(reference, other, outcome).interval
+        shared = sorted(set(study.rates(reference)) & set(study.rates(other)))
+        same = (
+            study.compare_at_rate(reference, other, outcome, shared[-1])
+            if shared
+            else t_interval([])
+        )
+        rows.append(
+            {
+                "label": f"{name(reference)} − {name(other)}",
+                **{f"matched_{k}": getattr(matched, k) * scale for k in ("mean", "lo", "hi")},
+                **{f"same_{k}": getattr(same, k) * scale for k in ("mean", "lo", "hi")},
+                "rate": shared[-1] if shared else float("nan"),
+                "n": max(matched.n, same.n),
+                "unit": f"{OUTCOMES[outcome]}{' (×100)' if scale == 100 else ''}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def comparison_table(study: Study) -> pd.DataFrame:
+    """Our rows in the paper's layout, at each arm's operating rate: mean ± 95% CI over seeds."""
     rows: dict[str, dict[str, str]] = {}
-    for method in dict.fromkeys(r.spec.method for r in results):
-        runs = [r for r in results if r.spec.method == method]
-        col = f"{method} (n={len(runs)})"
+    for arm in study.arms:
+        runs = study.runs_of(arm)
+        order = runs[0].spec.tasks
+        runs = [r for r in runs if r.spec.tasks == order]  # the table is one task order
+        tasks = runs[0].task_names
+        col = f"{name(arm)} (lr {study.operating_rate(arm):g}, n={len(runs)})"
 
         def fmt(values, digits=3):
-            m, h = mean_ci(values)
-            return f"{m:.{digits}f}" + ("" if math.isnan(h) else f" ± {h:.{digits}f}")
+            i = t_interval(values)
+            return f"{i.mean:.{digits}f}" + ("" if math.isnan(i.se) else f" ± {i.half:.{digits}f}")
 
         rows.setdefault("initial ppl", {})[col] = fmt(
             [r.perplexity["perplexity"].iloc[0] for r in runs], 2
@@ -50,123 +310,9 @@ def comparison_table(results: list[Results]) -> pd.DataFrame:
         rows.setdefault("final ppl / initial", {})[col] = fmt(
             [r.perplexity["ratio"].iloc[-1] for r in runs], 4
         )
-    majority = results[0].accuracy.drop_duplicates("task").set_index("task")["majority"]
+    majority = study.runs[0].majority()
     table = pd.DataFrame(rows).T
     table["majority class"] = [
         f"{majority[k.split(' after ')[0]]:.3f}" if " after " in k else "" for k in table.index
     ]
     return table
-
-
-def _stat(results: list[Results], method: str, key: str) -> tuple[float, float]:
-    return mean_ci([r.summary()[key] for r in results if r.spec.method == method])
-
-
-def verdicts(results: list[Results], lr_table: pd.DataFrame | None = None) -> list[str]:
-    """One plain-language verdict per paper claim, from the measured numbers."""
-    methods = {r.spec.method for r in results}
-    out = []
-    n = len({r.spec.seed for r in results})
-
-    def ci(m, h, d=3):
-        return f"{m:.{d}f}" + ("" if math.isnan(h) else f" ± {h:.{d}f}")
-
-    def ratios(method):
-        values = [r.summary()["ppl_ratio"] for r in results if r.spec.method == method]
-        return min(values), max(values), *mean_ci(values)
-
-    if "lora" in methods:
-        lo, hi, m, h = ratios("lora")
-        spread = f"×{lo:.3f}–×{hi:.3f} over {n} seeds, mean ×{ci(m, h)}"
-        if lo > 2:
-            verdict = f"**Holds here.** LoRA multiplies perplexity by {spread}"
-        elif lo > 1 + PPL_TOLERANCE:
-            verdict = (
-                f"**Partly.** LoRA raises perplexity in every seed ({spread}), "
-                "but nothing like the paper's ×10,000 on Mistral-7B"
-            )
-        else:
-            verdict = f"**Not shown here.** LoRA's perplexity ratio is {spread}"
-        out.append(f"*LoRA forgets: perplexity explodes.* {verdict}.")
-    if "curlora" in methods:
-        lo, hi, m, h = ratios("curlora")
-        spread = f"×{lo:.4f}–×{hi:.4f} over {n} seeds, mean ×{ci(m, h, 4)}"
-        if max(abs(lo - 1), abs(hi - 1)) <= PPL_TOLERANCE:
-            verdict = f"**Holds here** within ±{PPL_TOLERANCE:.0%}: {spread}"
-        else:
-            verdict = (
-                f"**Does not hold exactly here**: {spread}; only a frozen backbone "
-                "(head-only, ×1.0000 by construction) keeps perplexity fixed"
-            )
-        if "lora" in methods:
-            lm = ratios("lora")[2]
-            verdict += (
-                f". CURLoRA does move it less than LoRA (mean ×{lm:.4f}) at the same learning rate"
-                if m < lm
-                else f". CURLoRA moves it at least as much as LoRA (mean ×{lm:.4f}) at the same learning rate"
-            )
-        out.append(f"*CURLoRA keeps perplexity fixed.* {verdict}.")
-    if {"curlora", "head-only"} <= methods:
-        cb, cbh = _stat(results, "curlora", "BWT")
-        text = f"CURLoRA's backward transfer is {ci(cb, cbh)} (head-only +0.000: it cannot forget"
-        lora_spans_zero = False
-        if "lora" in methods:
-            lb, lbh = _stat(results, "lora", "BWT")
-            text += f"; LoRA {ci(lb, lbh)}"
-            lora_spans_zero = math.isnan(lbh) or lb - lbh <= 0 <= lb + lbh
-        # Forgetting counts as shown only when the whole CI lies below −1 accuracy point.
-        if not math.isnan(cbh) and cb + cbh < -0.01:
-            verdict = "**Does not hold here**: earlier tasks lose accuracy."
-        else:
-            verdict = (
-                "**Not contradicted here**: CURLoRA shows no measurable forgetting of earlier tasks"
-            )
-            verdict += (
-                ", but neither does LoRA, so at this scale the claim does not separate the methods."
-                if lora_spans_zero
-                else "."
-            )
-        out.append(f"*CURLoRA retains earlier tasks.* {text}). {verdict}")
-    if {"curlora", "head-only"} <= methods:
-        # Same seed = same data splits and eval sets, so compare the two methods seed by seed.
-        tasks = results[0].spec.tasks
-        by_seed = {(r.spec.method, r.spec.seed): r.summary() for r in results}
-        seeds = sorted(
-            {s for m, s in by_seed if m == "curlora"} & {s for m, s in by_seed if m == "head-only"}
-        )
-        diffs = [
-            by_seed[("curlora", s)][f"own_acc:{t}"] - by_seed[("head-only", s)][f"own_acc:{t}"]
-            for s in seeds
-            for t in tasks
-        ]
-        d, dh = mean_ci(diffs)
-        per_task = "; ".join(
-            f"{t} {_stat(results, 'curlora', f'own_acc:{t}')[0]:.3f} vs {_stat(results, 'head-only', f'own_acc:{t}')[0]:.3f}"
-            for t in tasks
-        )
-        if not math.isnan(dh) and d - dh > 0:
-            verdict = "**Shown here**: the adapter adds accuracy beyond the head."
-        elif not math.isnan(dh) and d + dh < 0:
-            verdict = "**Not shown**: the head alone does better."
-        else:
-            verdict = "**Not shown at this scale**: the gain is within noise."
-        out.append(
-            "*The adapter, not just the new head, does the learning* (a control the paper never ran). "
-            f"Accuracy right after training each task, CURLoRA vs head-only: {per_task}; paired "
-            f"difference over tasks and seeds {ci(d, dh)}. {verdict}"
-        )
-    if lr_table is not None and len(lr_table):
-        best = []
-        for method, g in lr_table.groupby("method", sort=False):
-            g = g.groupby("lr")[["accuracy", "ppl_final", "ppl_initial"]].mean()
-            ok = g[g["ppl_final"] / g["ppl_initial"] <= 1 + 0.05]
-            if len(ok):
-                row = ok.loc[ok["accuracy"].idxmax()]
-                best.append(f"{method} {row['accuracy']:.3f} (lr {ok['accuracy'].idxmax():g})")
-            else:
-                best.append(f"{method} — none")
-        out.append(
-            "*A single learning rate compares points, not methods.* Best task accuracy among learning "
-            "rates that raise perplexity by at most 5%: " + "; ".join(best) + "."
-        )
-    return out

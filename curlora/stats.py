@@ -1,0 +1,149 @@
+"""Statistics for verdicts: t-intervals over seeds, paired differences, detectable effects, a
+hierarchical bootstrap, and learning-rate frontiers read at matched plasticity.
+
+The replicate is the seed (``shared/statistics.md``): values are averaged within a seed first
+(over tasks, task orders), then a Student-t interval is taken over seeds with df = n − 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its 95% (or other) t-interval over ``n`` replicates."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    se: float
+    confidence: float = 0.95
+
+    @property
+    def half(self) -> float:
+        """Half-width of the interval (NaN with fewer than two replicates)."""
+        return (self.hi - self.lo) / 2
+
+    @property
+    def df(self) -> int:
+        return self.n - 1
+
+    def detectable(self, power: float = 0.8) -> float:
+        """The smallest true effect this design detects with ``power`` (two-sided test at 1 − confidence)."""
+        return detectable_effect(self.se, self.df, power, 1 - self.confidence)
+
+    def spans(self, value: float = 0.0) -> bool:
+        """Whether the interval contains ``value``."""
+        return self.lo <= value <= self.hi
+
+    def text(self, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
+        """'0.024 [−0.010, 0.058]' style, optionally scaled (e.g. to percentage points)."""
+        f = f"{{:+.{digits}f}}"
+        if math.isnan(self.se):
+            return f.format(self.mean * scale) + unit
+        return f"{f.format(self.mean * scale)}{unit} [{f.format(self.lo * scale)}, {f.format(self.hi * scale)}]"
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Mean and Student-t interval of independent replicates (NaN bounds for n < 2)."""
+    x = np.asarray([v for v in values if not _isnan(v)], dtype=float)
+    if len(x) == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, math.nan, confidence)
+    if len(x) < 2:
+        return Interval(float(x.mean()), math.nan, math.nan, 1, math.nan, confidence)
+    se = float(x.std(ddof=1) / math.sqrt(len(x)))
+    half = float(_st.t.ppf(0.5 + confidence / 2, len(x) - 1) * se)
+    mean = float(x.mean())
+    return Interval(mean, mean - half, mean + half, len(x), se, confidence)
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width) of the t-interval — for plots' bands."""
+    interval = t_interval(values, confidence)
+    return interval.mean, interval.half
+
+
+def paired(a: dict, b: dict, confidence: float = 0.95) -> Interval:
+    """The t-interval of a − b over the replicates (keys, e.g. seeds) both have."""
+    common = sorted(set(a) & set(b))
+    return t_interval([a[k] - b[k] for k in common], confidence)
+
+
+def detectable_effect(se: float, df: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """Minimum detectable effect of a two-sided t-test: (t_{1−α/2} + t_{power}) × SE, df = n − 1.
+
+    With many replicates this is the familiar ≈ 2.8 × SE (80% power, α = 0.05); with three
+    seeds the t quantiles make it ≈ 6.2 × SE.
+    """
+    if df < 1 or _isnan(se):
+        return math.nan
+    return float((_st.t.ppf(1 - alpha / 2, df) + _st.t.ppf(power, df)) * se)
+
+
+def hierarchical_bootstrap(
+    groups: Sequence[Sequence[np.ndarray]],
+    statistic: Callable[[list[list[np.ndarray]]], float],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` resampling seeds, then examples within each seed.
+
+    ``groups[s]`` holds the per-example arrays (e.g. 0/1 correctness per task) of seed ``s``;
+    ``statistic`` maps such a structure to a number. Both sources of uncertainty — which seeds,
+    which evaluation examples — are carried into one interval.
+    """
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        chosen = rng.integers(0, len(groups), len(groups))
+        sample = [[a[rng.integers(0, len(a), len(a))] for a in groups[s]] for s in chosen]
+        values.append(statistic(sample))
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def frontier(points: Sequence[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The rising part of a learning-rate frontier: (plasticity, outcome) in order of rate.
+
+    ``points`` are (learning rate, plasticity, outcome). Rates past the one of highest
+    plasticity (where a method breaks and learns less) and points that learn no more than a
+    smaller rate are dropped, so plasticity strictly increases and can be interpolated.
+    """
+    ordered = sorted(points)
+    xs, ys = [], []
+    for _, p, m in ordered:
+        if _isnan(p) or _isnan(m):
+            continue
+        if not xs or p > xs[-1]:
+            xs.append(p)
+            ys.append(m)
+    return np.asarray(xs), np.asarray(ys)
+
+
+def at_plasticity(curve: tuple[np.ndarray, np.ndarray], level: float) -> float:
+    """The outcome a frontier interpolates at ``level`` (NaN outside the plasticity it reached)."""
+    xs, ys = curve
+    if len(xs) == 0 or level < xs[0] or level > xs[-1]:
+        return math.nan
+    return float(np.interp(level, xs, ys))
+
+
+def common_range(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float] | None:
+    """The plasticity range every frontier covers (None when they do not overlap)."""
+    if not curves or any(len(c[0]) == 0 for c in curves):
+        return None
+    lo = max(float(c[0][0]) for c in curves)
+    hi = min(float(c[0][-1]) for c in curves)
+    return (lo, hi) if lo <= hi else None
+
+
+def _isnan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
