@@ -1,27 +1,90 @@
-"""Run the notebook suite headless with papermill: profiles, parameter checks, figures, timings.
+"""Run the notebook suite headless with papermill: profiles, parameter checks, progress, outputs.
 
-    python -m curlora.notebooks run [--profile smoke|cpu|paper] [--only 01,04] [-p name=value ...]
+    python -m curlora.notebooks run [--profile smoke|cpu|evidence|paper] [--only 01,04] [-p name=value ...]
 
-Executed copies go to ``build/notebooks`` (ignored by git), figures to ``figures/``.
+Before any notebook runs, every parameter is checked (names, types, and the models and tasks
+they name), then the experiments the notebooks will read are computed on worker processes with
+a progress bar (runs done / total, time left), so the notebooks themselves only load results.
+
+Where things go: the README's profile (``evidence``) run with its own parameters writes the
+committed ``figures/`` and ``report/evidence/``; the ``cpu`` profile with its own parameters
+writes ``report/cpu/``. Every run also writes ``build/runs/<run>/`` (executed notebooks,
+figures, an offline HTML site); a run with changed parameters writes only there.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
+import logging
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-BUILD_DIR = ROOT / "build" / "notebooks"
+RUNS_DIR = ROOT / "build" / "runs"
 FIGURES_DIR = ROOT / "figures"
+REPORT_DIR = ROOT / "report"
+#: The profile whose figures the README shows (and so the only one that writes figures/).
+README_PROFILE = "evidence"
+#: Profiles whose rendered report is committed under report/<profile>/.
+REPORTED = ("cpu", "evidence")
+#: Committed results of the evidence profile (small JSON per run; recompute with --recompute).
+EVIDENCE_RESULTS = ROOT / "results" / "evidence"
 
+#: Learning-rate grids: from rates where an adapter barely learns to rates where it breaks
+#: (perplexity several-fold), chosen from a one-seed pilot on the cpu tasks (benchmarks/NOTES.md).
+CURLORA_RATES = [1e-3, 3e-3, 1e-2, 3e-2]
+LORA_RATES = [3e-4, 1e-3, 3e-3, 1e-2]
+_EVIDENCE = {
+    "preset": "evidence",
+    "model": "smollm2-135m",
+    "tasks": ["wiki-pairs", "movie-snippets", "tweets-3class"],
+    "rank": 16,
+    "train_size": 200,
+    "val_size": 100,
+    "eval_size": 400,
+    "seeds": [0, 1, 2],
+}
+_MAIN_ARMS = ["curlora", "lora", "lora-r1", "head-only"]
+_SAMPLING_ARMS = [
+    "curlora",
+    "curlora-inverse_eps",
+    "curlora-norm",
+    "curlora-uniform",
+    "curlora-lowest",
+    "svd",
+    "head-only",
+]
+_EVIDENCE_LRS = {
+    "curlora": CURLORA_RATES,
+    "curlora-inverse_eps": CURLORA_RATES,
+    "curlora-norm": CURLORA_RATES,
+    "curlora-uniform": CURLORA_RATES,
+    "curlora-lowest": CURLORA_RATES,
+    "lora": LORA_RATES,
+    "lora-r1": LORA_RATES,
+    "svd": LORA_RATES,
+}
+_SMOKE = {
+    "preset": "smoke",
+    "model": "tiny-llama",
+    "tasks": ["wiki-pairs", "movie-snippets"],
+    "rank": 4,
+    "train_size": 32,
+    "val_size": 16,
+    "eval_size": 16,
+    "seeds": [0, 1],
+    "lrs": {"*": [3e-3, 3e-2]},
+}
 #: Parameter overrides per profile and notebook prefix. The notebooks' own defaults are the
-#: ``cpu`` profile (real SmolLM2-135M, offline tasks).
+#: ``cpu`` profile's, so an interactive session starts from it.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "01": {
@@ -29,26 +92,66 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "layers": [0, 1],
             "rank": 4,
             "widths": [64, 256, 1024],
-            "ranks": [4, 8],
+            "ranks": [2, 4, 8],
             "seeds": [0, 1],
         },
-        "02": {"preset": "smoke"},
+        "02": _SMOKE,
         "03": {"models": ["gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct"], "ranks": [8, 16]},
-        "04": {"preset": "smoke", "seeds": [0, 1], "lrs": [1e-3, 1e-2]},
+        "04": _SMOKE,
+        "05": _SMOKE,
     },
-    "cpu": {"01": {}, "02": {}, "03": {}, "04": {}},
+    "cpu": {"01": {}, "02": {}, "03": {}, "04": {}, "05": {}},
+    "evidence": {
+        "01": {},
+        "02": {
+            **_EVIDENCE,
+            "arms": ["curlora", "curlora-norm", "curlora-uniform", "lora", "svd", "head-only"],
+            "lrs": _EVIDENCE_LRS,
+        },
+        "03": {},
+        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "paper+reverse"},
+        "05": {**_EVIDENCE, "arms": _SAMPLING_ARMS, "lrs": _EVIDENCE_LRS},
+    },
     "paper": {
         "01": {"model": "gpt2-large", "projection": "c_attn", "layers": [0, 18, 35]},
-        "02": {"preset": "paper-gpt2"},
+        "02": {
+            "preset": "paper-gpt2",
+            "tasks": ["glue/mrpc", "glue/sst2", "sentiment140-paper"],
+            "eval_size": 1000,
+            "val_size": 100,
+            "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
+        },
         "03": {},
         "04": {
             "preset": "paper-gpt2",
-            "seeds": [0, 1, 2],
-            "lrs": [2.5e-4, 1e-3, 4e-3],
-            "lr_task": "glue/sst2",
+            "tasks": ["glue/mrpc", "glue/sst2", "sentiment140-paper"],
+            "eval_size": 1000,
+            "val_size": 100,
+            "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
+        },
+        "05": {
+            "preset": "paper-gpt2",
+            "tasks": ["glue/mrpc", "glue/sst2", "sentiment140-paper"],
+            "eval_size": 1000,
+            "val_size": 100,
+            "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
         },
     },
 }
+#: Notebooks that read experiments, and the parameters that define them (passed to study_design).
+STUDY_PARAMETERS = (
+    "preset",
+    "model",
+    "tasks",
+    "rank",
+    "train_size",
+    "val_size",
+    "eval_size",
+    "arms",
+    "lrs",
+    "seeds",
+    "orders",
+)
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -91,6 +194,11 @@ def _matches(value: Any, annotation: str) -> bool:
     if annotation.startswith("list[") and annotation.endswith("]"):
         inner = annotation[5:-1]
         return isinstance(value, list) and all(_matches(v, inner) for v in value)
+    if annotation.startswith("dict[str, ") and annotation.endswith("]"):
+        inner = annotation[len("dict[str, ") : -1]
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and _matches(v, inner) for k, v in value.items()
+        )
     return False
 
 
@@ -122,57 +230,178 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
+def study_of(path: Path, params: dict[str, Any]):
+    """The experiment design a notebook reads, from its full parameters (None if it reads none)."""
+    from curlora.experiment.design import study_design
+
+    declared = declared_parameters(path)
+    if not set(STUDY_PARAMETERS) <= set(declared):
+        return None
+    values = {k: params.get(k, declared[k][1]) for k in STUDY_PARAMETERS}
+    return study_design(**values)
+
+
+def check_inputs(designs: list) -> None:
+    """Load every task and model config a design names, so bad input fails before training."""
+    from curlora.data import load_task
+    from curlora.models import check_model
+
+    seen = set()
+    for design in designs:
+        base = design.base
+        if base.model not in seen:
+            check_model(base.model)
+            seen.add(base.model)
+        for ref in base.tasks:
+            for seed in design.seeds:
+                if (ref, seed) not in seen:
+                    load_task(ref, base.train_size, base.val_size, base.eval_size, seed)
+                    seen.add((ref, seed))
+
+
+def run_name(profile: str, overrides: dict[str, Any]) -> str:
+    """A folder name for a run: the profile, plus a short hash when parameters were changed."""
+    if not overrides:
+        return profile
+    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{profile}-{digest[:8]}"
+
+
 def run_suite(
     profile: str = "cpu",
     only: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
-    figures_dir: Path = FIGURES_DIR,
-    build_dir: Path = BUILD_DIR,
-) -> list[dict]:
-    """Execute the chosen notebooks with papermill; returns one row per notebook with timings."""
+    out: Path | None = None,
+    executor: str = "auto",
+    recompute: bool = False,
+    log=print,
+) -> dict:
+    """Check, compute, execute and render; returns where things went and per-notebook timings."""
     import papermill
+
+    from curlora.experiment.sweep import run_many
+    from curlora.report import render_site, write_markdown
 
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    overrides = overrides or {}
     chosen = notebooks(only)
-    # Check every notebook's parameters before running any, so a typo fails in a second.
     plans = []
     for path in chosen:
         params = dict(PROFILES[profile].get(path.name[:2], {}))
-        params.update(
-            {k: v for k, v in (overrides or {}).items() if k in declared_parameters(path)}
-        )
-        params["figures_dir"] = str(Path(figures_dir).resolve())
+        params.update({k: v for k, v in overrides.items() if k in declared_parameters(path)})
         plans.append((path, validate(path, params)))
-    unknown = set(overrides or {}) - {n for p in chosen for n in declared_parameters(p)}
+    unknown = set(overrides) - {n for p in chosen for n in declared_parameters(p)}
     if unknown:
         raise ValueError(f"No chosen notebook has parameter(s) {sorted(unknown)}.")
-    build_dir.mkdir(parents=True, exist_ok=True)
+    name = run_name(profile, overrides)
+    out = Path(out or RUNS_DIR / name)
+    figures = FIGURES_DIR if (profile == README_PROFILE and not overrides) else out / "figures"
+    if profile == "evidence" and "CURLORA_RESULTS" not in os.environ:
+        os.environ["CURLORA_RESULTS"] = str(EVIDENCE_RESULTS)
+    designs = [d for d in (study_of(p, params) for p, params in plans) if d is not None]
+    check_inputs(designs)
+    specs = list({s.key(): s for d in designs for s in d.specs()}.values())
+    if specs:
+        if profile == "evidence" and not recompute:
+            missing = _missing(specs)
+            if missing:
+                raise RuntimeError(
+                    f"{len(missing)} of the evidence profile's {len(specs)} runs are not in "
+                    f"{os.environ['CURLORA_RESULTS']}; pass --recompute to compute them "
+                    "(hours on 2 cores: see benchmarks/RESULTS.md)."
+                )
+        log(f"experiments: {len(specs)} runs ({len(_missing(specs))} to compute)")
+        run_many(specs, executor=executor, desc="experiments")
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
     rows = []
     for path, params in plans:
+        params = {**params, "figures_dir": str(figures.resolve()), "interactive": False}
+        log(f"▶ {path.stem}")
         start = time.perf_counter()
-        papermill.execute_notebook(
-            str(path),
-            str(build_dir / path.name),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(NOTEBOOK_DIR),
-            progress_bar=False,
-        )
+        with _quiet_kernel():
+            papermill.execute_notebook(
+                str(path),
+                str(out / "notebooks" / path.name),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(NOTEBOOK_DIR),
+                progress_bar=False,
+                kernel_manager_class=_ipc_kernel_manager(),
+            )
         rows.append({"notebook": path.stem, "seconds": time.perf_counter() - start})
-    return rows
+        log(f"✓ {path.stem} ({rows[-1]['seconds']:.0f} s)")
+    executed = [out / "notebooks" / p.name for p, _ in plans]
+    site = render_site(executed, out / "site", title=f"curlora — {profile} profile")
+    report = None
+    if profile in REPORTED and not overrides and only is None:
+        report = write_markdown(
+            executed, REPORT_DIR / profile, title=f"curlora — {profile} profile"
+        )
+    return {
+        "name": name,
+        "out": out,
+        "figures": figures,
+        "site": site,
+        "report": report,
+        "rows": rows,
+    }
+
+
+def _missing(specs) -> list:
+    from curlora.experiment import stages
+
+    return [s for s in specs if stages.read_results(stages.run_folder(s)) is None]
+
+
+def _ipc_kernel_manager():
+    """A kernel manager on IPC sockets: a local kernel needs no TCP ports, and ipykernel then has
+    no unencrypted-transport warning to print over the runner's progress."""
+    from jupyter_client.manager import KernelManager
+    from traitlets import default
+
+    class IPCKernelManager(KernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
+class _quiet_kernel:
+    """Keep the kernel's transport chatter (zmq/jupyter_client warnings) off the console."""
+
+    def __enter__(self):
+        self.levels = {
+            n: logging.getLogger(n).level for n in ("papermill", "traitlets", "jupyter_client")
+        }
+        for n in self.levels:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        self.filters = warnings.catch_warnings()
+        self.filters.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc):
+        self.filters.__exit__(*exc)
+        for n, level in self.levels.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line for the notebook runner."""
+    from curlora.experiment.sweep import EXECUTORS
+
     parser = argparse.ArgumentParser(prog="python -m curlora.notebooks")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute notebooks with papermill")
     run.add_argument("--profile", default="cpu", choices=list(PROFILES))
     run.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,04")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
-    run.add_argument("--figures-dir", type=Path, default=FIGURES_DIR)
-    run.add_argument("--build-dir", type=Path, default=BUILD_DIR)
+    run.add_argument("--out", type=Path, help="folder for this run (default build/runs/<run>)")
+    run.add_argument("--executor", default="auto", choices=EXECUTORS)
+    run.add_argument(
+        "--recompute", action="store_true", help="evidence profile: compute missing runs"
+    )
     sub.add_parser("list", help="show the notebooks and their parameters")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -183,16 +412,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         overrides = dict(parse_assignment(p) for p in args.parameter)
-        only = [o for o in args.only.split(",") if o]
+        only = [o for o in args.only.split(",") if o] or None
         start = time.perf_counter()
-        rows = run_suite(args.profile, only, overrides, args.figures_dir, args.build_dir)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+        done = run_suite(args.profile, only, overrides, args.out, args.executor, args.recompute)
+    except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(
-        f"\nprofile {args.profile}: figures in {args.figures_dir}, executed notebooks in {args.build_dir}"
-    )
-    for row in rows:
+    print(f"\nrun {done['name']}: executed notebooks in {done['out'] / 'notebooks'}")
+    print(f"  figures in {done['figures']}")
+    print(f"  report (opens offline): {done['site'] / 'index.html'}")
+    if done["report"]:
+        print(f"  committed report (GitHub renders it): {done['report'] / 'README.md'}")
+    for row in done["rows"]:
         print(f"  {row['notebook']:<28} {row['seconds']:8.1f} s")
     print(f"  {'total':<28} {time.perf_counter() - start:8.1f} s")
     return 0

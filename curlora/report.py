@@ -1,0 +1,92 @@
+"""The executed notebooks as a report: an offline HTML site, and Markdown that GitHub renders.
+
+Both come from nbconvert (already part of Jupyter: no second toolchain, and it renders exactly
+what ran). The HTML site is one self-contained page per notebook (figures embedded) plus an
+index; the scripts nbconvert's template would fetch from a CDN (MathJax, require.js, mermaid)
+are left out, as the notebooks use neither TeX math, widgets in static pages, nor diagrams, so
+the pages open from disk with no network. The Markdown version, with its figures as PNG files,
+is what the repository commits for readers on GitHub.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+
+#: Every script block, and every stylesheet link to another host.
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
+_REMOTE_LINK = re.compile(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>")
+
+
+def offline(page: str) -> str:
+    """The page without anything it would fetch from another host (CDN scripts, stylesheets)."""
+    page = _SCRIPT.sub(lambda m: "" if re.search(r"https?://", m.group(0)) else m.group(0), page)
+    return _REMOTE_LINK.sub("", page)
+
+
+def title_of(notebook: Path) -> str:
+    """The notebook's first Markdown heading (its question), or its file name."""
+    nb = json.loads(Path(notebook).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return Path(notebook).stem
+
+
+def render_site(executed: list[Path], dest: Path, title: str) -> Path:
+    """Write ``dest/index.html`` and one HTML page per executed notebook; returns ``dest``."""
+    from nbconvert import HTMLExporter
+
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    links = []
+    for path in executed:
+        body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        body = offline(body)
+        (dest / f"{path.stem}.html").write_text(body)
+        links.append(f'<li><a href="{path.stem}.html">{html.escape(title_of(path))}</a></li>')
+    (dest / "index.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:3rem auto;"
+        "line-height:1.5;padding:0 1rem}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>The executed notebooks of this run, figures and "
+        "tables included. Every page opens from disk without a network.</p>"
+        f"<ol>{''.join(links)}</ol></body></html>\n"
+    )
+    return dest
+
+
+def write_markdown(executed: list[Path], dest: Path, title: str) -> Path:
+    """Write ``dest/README.md`` and one Markdown page (+ PNG files) per executed notebook."""
+    from nbconvert import MarkdownExporter
+
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    exporter = MarkdownExporter()
+    lines = [f"# {title}", "", "The executed notebooks, as GitHub renders them:", ""]
+    for path in executed:
+        files = f"{path.stem}_files"
+        body, resources = exporter.from_notebook_node(
+            nbformat.read(path, as_version=4), resources={"output_files_dir": files}
+        )
+        for name, data in resources.get("outputs", {}).items():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (dest / f"{path.stem}.md").write_text(body)
+        lines.append(f"1. [{title_of(path)}]({path.stem}.md)")
+    (dest / "README.md").write_text("\n".join(lines) + "\n")
+    return dest
