@@ -226,7 +226,7 @@ def design_text(design, runs: list) -> str:
     )
     return (
         f"**Design.** Model `{base.model}`, rank {base.rank} on the attention Q/K/V preset; tasks "
-        f"{' → '.join(f'`{t}`' for t in base.tasks)} ({design.orders} order"
+        f"{' → '.join(f'`{t}`' for t in (runs[0].task_names if runs else base.tasks))} ({design.orders} order"
         f"{'s' if design.orders != 'paper' else ''}); per task {base.train_size} training, "
         f"{base.val_size} validation and {base.eval_size} evaluation examples; "
         f"{base.epochs} epoch(s) of batch {base.batch_size}; head learning rate "

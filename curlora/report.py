@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -49,6 +50,7 @@ def render_site(executed: list[Path], dest: Path, title: str) -> Path:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     exporter = HTMLExporter(template_name="lab", embed_images=True)
+    exporter.log.setLevel(logging.ERROR)  # figures carry titles; no alt-text advice on the console
     links = []
     for path in executed:
         body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))

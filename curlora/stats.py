@@ -80,7 +80,7 @@ def detectable_effect(se: float, df: int, power: float = 0.8, alpha: float = 0.0
     """Minimum detectable effect of a two-sided t-test: (t_{1−α/2} + t_{power}) × SE, df = n − 1.
 
     With many replicates this is the familiar ≈ 2.8 × SE (80% power, α = 0.05); with three
-    seeds the t quantiles make it ≈ 6.2 × SE.
+    seeds the t quantiles make it ≈ 5.4 × SE.
     """
     if df < 1 or _isnan(se):
         return math.nan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import datasets
 import numpy as np
@@ -31,6 +32,11 @@ def test_from_pandas_splits_are_deterministic_and_disjoint():
     assert not set(a.train["text"]) & set(a.eval["text"])
     small = data.Task.from_pandas(_frame(), "sentence", "y", train_size=5, eval_size=0.25)
     assert len(small.train) == 5 and len(small.eval) == 10
+    with_val = data.Task.from_pandas(_frame(), "sentence", "y", eval_size=10, val_size=6, seed=3)
+    assert len(with_val.val) == 6 and len(with_val.train) == 24
+    assert not set(with_val.val["text"]) & (
+        set(with_val.train["text"]) | set(with_val.eval["text"])
+    )
 
 
 def test_majority_accuracy_and_counts():
@@ -67,13 +73,15 @@ def test_bad_tasks_are_refused():
     with pytest.raises(ValueError, match="empty"):
         data.Task.from_pandas(_frame().iloc[:0], "sentence", "y")
     with pytest.raises(ValueError, match="outside 0..1"):
-        data.Task.from_pandas(_frame().assign(y=5), "sentence", "y", label_names=["a", "b"])
-    with pytest.raises(ValueError, match="empty text"):
+        data.Task.from_pandas(
+            _frame().assign(y=[0, 5] * 20), "sentence", "y", label_names=["a", "b"]
+        )
+    with pytest.raises(ValueError, match="empty .text."):
         data.Task.from_pandas(_frame().assign(sentence=""), "sentence", "y")
     with pytest.raises(ValueError, match="columns"):
         data.Task.from_pandas(_frame(), "text", "y")
-    with pytest.raises(ValueError, match="integers"):
-        data.Task.from_pandas(_frame().assign(y="pos"), "sentence", "y")
+    with pytest.raises(ValueError, match="at least two classes"):
+        data.Task.from_pandas(_frame().assign(y=1), "sentence", "y")
     with pytest.raises(ValueError, match="wiki-pairs"):
         data.load_task("glue/qnli")
     with pytest.raises(ValueError, match="wiki-heldout"):
@@ -110,7 +118,7 @@ def test_glue_loaders_on_hub_schema(tmp_path):
         "train": _write(tmp_path, "mrpc_train", pairs),
         "validation": _write(tmp_path, "mrpc_val", pairs),
     }
-    task = data.load_task("glue/mrpc", data_files=files, eval_size=None)
+    task = data.glue_mrpc(data_files=files, eval_size=None)
     assert task.has_pair and len(task.train) == 4 and len(task.eval) == 4
     assert task.label_names == ("not_equivalent", "equivalent")
     sst = {"sentence": ["good", "bad", "fine"], "label": [1, 0, 1], "idx": [0, 1, 2]}
@@ -118,7 +126,7 @@ def test_glue_loaders_on_hub_schema(tmp_path):
         "train": _write(tmp_path, "sst_train", sst),
         "validation": _write(tmp_path, "sst_val", sst),
     }
-    assert data.load_task("glue/sst2", data_files=files, train_size=2).train.shape[0] == 2
+    assert data.glue_sst2(data_files=files, train_size=2).train.shape[0] == 2
 
 
 def test_sentiment140_paper_convention_and_corrected(tmp_path):
@@ -141,10 +149,10 @@ def test_sentiment140_paper_convention_and_corrected(tmp_path):
         "train": _write(tmp_path, "s140_train", train),
         "test": _write(tmp_path, "s140_test", test),
     }
-    paper = data.load_task("sentiment140-paper", data_files=files)
+    paper = data.sentiment140(data_files=files, paper_convention=True)
     assert len(paper.train) == 6 and paper.label_counts("train") == {"negative": 4, "positive": 2}
     assert len(paper.eval) == 1000 and paper.majority_accuracy() == 1.0  # all negative
-    fixed = data.load_task("sentiment140", data_files=files, eval_size=None)
+    fixed = data.sentiment140(data_files=files, eval_size=None)
     assert len(fixed.eval) == 4 and fixed.label_counts("eval") == {"negative": 2, "positive": 2}
     assert fixed.label_counts("train") == {"negative": 1100, "positive": 100}
 
@@ -153,7 +161,7 @@ def test_wikitext_loader_and_offline_error(tmp_path, monkeypatch):
     files = {"test": _write(tmp_path, "wt_test", {"text": [" = Title = ", " Some text . "]})}
     assert data.wikitext2_text(data_files=files) == " = Title = \n\n Some text . "
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="offline tasks: wiki-pairs"):
+    with pytest.raises(OSError, match="offline tasks \\(wiki-pairs"):
         data.load_task("glue/sst2")
 
 
@@ -175,32 +183,6 @@ def test_continual_metrics_on_a_hand_computed_matrix():
         metrics.average_accuracy([[1, 2, 3]])
 
 
-def test_mean_ci():
-    mean, half = metrics.mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
-    assert math.isnan(metrics.mean_ci([1.0])[1])
-
-
-def test_perplexity_modes_on_a_tiny_model(tiny_llama):
-    model, tok = tiny_llama
-    text = "the quick brown fox jumps over the lazy dog " * 8
-    strided = metrics.perplexity(model, tok, text, max_length=64, stride=32)
-    full = metrics.perplexity(model, tok, text, max_length=400, stride=400)
-    # A random byte-level model is close to uniform over its 257 tokens.
-    assert 150 < strided < 400 and 150 < full < 400
-    single = metrics.perplexity(model, tok, text, mode="single", max_length=64)
-    with torch.no_grad():
-        direct = model(
-            tok(text, return_tensors="pt").input_ids[:, :64],
-            labels=tok(text, return_tensors="pt").input_ids[:, :64],
-        ).loss
-    assert single == pytest.approx(math.exp(direct.item()), rel=1e-4)
-    # One window that covers everything is the single pass.
-    assert full == pytest.approx(
-        metrics.perplexity(model, tok, text, mode="single", max_length=400), rel=1e-4
-    )
-
-
 def test_pair_truncation_keeps_the_second_text():
     df = pd.DataFrame({"a": ["x" * 100, "short"], "b": ["the description", "d"], "y": [0, 1]})
     task = data.Task.from_pandas(df, "a", "y", text_pair="b", eval_size=2, eval_df=df)
@@ -209,3 +191,135 @@ def test_pair_truncation_keeps_the_second_text():
     long_one = tok.decode(encoded[0]["input_ids"])
     assert len(encoded[0]["input_ids"]) == 32 and long_one.endswith("\nthe description")
     assert tok.decode(encoded[1]["input_ids"]) == "short\nd"
+
+
+# --- your own data: files, references, labels, and every bad input -------------------------
+
+
+def _reviews(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "review": [
+                f"review number {i} of {'a good' if i % 2 else 'a bad'} film" for i in range(n)
+            ],
+            "stars": rng.choice(["neg", "pos"], n),
+        }
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_task_files_of_every_format(tmp_path, suffix):
+    df = _reviews().rename(columns={"review": "text", "stars": "label"})
+    path = tmp_path / f"reviews{suffix}"
+    if suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        df.to_csv(path, index=False, sep="\t")
+    elif suffix == ".jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        df.to_parquet(path)
+    task = data.load_task(str(path), train_size=30, val_size=10, eval_size=20, seed=0)
+    assert task.name == "reviews" and task.label_names == ("neg", "pos")  # sorted, from the data
+    assert (len(task.train), len(task.val), len(task.eval)) == (30, 10, 20)
+
+
+def test_column_options_and_label_orders(tmp_path):
+    path = tmp_path / "films.csv"
+    _reviews().to_csv(path, index=False)
+    task = data.load_task(f"{path}?text=review&label=stars&name=films", eval_size=10)
+    assert task.name == "films" and task.label_names == ("neg", "pos")
+    stated = data.load_task(f"{path}?text=review&label=stars&labels=pos,neg", eval_size=10)
+    assert stated.label_names == ("pos", "neg")
+    stars = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [5, 1, 3] * 10})
+    task = data.Task.from_pandas(stars, eval_size=6)
+    assert task.label_names == ("1", "3", "5") and set(task.train["label"]) <= {0, 1, 2}
+    with pytest.raises(ValueError, match="unknown option"):
+        data.load_task(f"{path}?txt=review")
+
+
+def _write_frame(tmp_path, name, frame, **kw):
+    path = tmp_path / name
+    frame.to_csv(path, index=False, **kw)
+    return str(path)
+
+
+def test_bad_inputs_get_clear_errors(tmp_path):
+    good = _reviews().rename(columns={"review": "text", "stars": "label"})
+    with pytest.raises(FileNotFoundError, match="No task file"):
+        data.load_task(str(tmp_path / "missing.csv"))
+    with pytest.raises(ValueError, match=r"column\(s\) \['text'\] not in the data"):
+        data.load_task(_write_frame(tmp_path, "a.csv", good.rename(columns={"text": "body"})))
+    with pytest.raises(ValueError, match="have no label"):
+        data.load_task(_write_frame(tmp_path, "b.csv", good.assign(label=None)))
+    with pytest.raises(ValueError, match="at least two classes"):
+        data.load_task(_write_frame(tmp_path, "c.csv", good.assign(label="pos")))
+    pairs = good.assign(second=["x"] * 59 + [None])
+    with pytest.raises(ValueError, match="empty 'text_pair'"):
+        data.load_task(_write_frame(tmp_path, "d.csv", pairs) + "?text_pair=second", eval_size=10)
+    latin = tmp_path / "e.csv"
+    latin.write_bytes("text,label\ncafé crème,pos\nnaïve,neg\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="encoding=latin-1"):
+        data.load_task(str(latin))
+    assert data.load_task(f"{latin}?encoding=latin-1", eval_size=1).label_names == ("neg", "pos")
+    with pytest.raises(ValueError, match="too small.*train_size=100 but 30 rows left"):
+        data.load_task(_write_frame(tmp_path, "f.csv", good), train_size=100, eval_size=30)
+    with pytest.raises(ValueError, match="not a built-in"):
+        data.load_task("no-such-task")
+
+
+def test_registered_tasks_and_task_objects(tmp_path):
+    frame = _reviews().rename(columns={"review": "text", "stars": "label"})
+
+    def build(train_size=None, val_size=0, eval_size=10, seed=0):
+        return data.Task.from_pandas(
+            frame,
+            name="mine",
+            train_size=train_size,
+            val_size=val_size,
+            eval_size=eval_size,
+            seed=seed,
+        )
+
+    assert data.register_task("mine", build) == "mine"
+    assert len(data.load_task("mine", train_size=8, eval_size=10).train) == 8
+    fixed = build(eval_size=20)
+    ref = data.task_reference(fixed)
+    assert (
+        ref.startswith("mine@")
+        and len(data.load_task(ref, train_size=12, val_size=4, eval_size=5).val) == 4
+    )
+    with pytest.raises(ValueError, match="new, non-empty name"):
+        data.register_task("wiki-pairs", build)
+
+
+def test_fingerprints_follow_file_content(tmp_path):
+    path = tmp_path / "r.csv"
+    _reviews().to_csv(path, index=False)
+    first = data.source_fingerprint(str(path))
+    assert data.source_fingerprint(str(path)) == first
+    _reviews(seed=1).to_csv(path, index=False)
+    assert data.source_fingerprint(str(path)) != first
+    assert data.source_fingerprint("wiki-pairs").startswith("offline:wiki-pairs")
+
+
+def test_local_model_folders(tmp_path):
+    from curlora.models import check_model, load_model, model_fingerprint
+
+    model, tok = load_model("tiny-llama")
+    model.save_pretrained(tmp_path / "mine")
+    tok.save_pretrained(tmp_path / "mine")
+    again, _ = load_model(str(tmp_path / "mine"))
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.equal(again(ids).logits, model(ids).logits)
+    assert model_fingerprint(str(tmp_path / "mine")).startswith("local:")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    for call in (check_model, load_model):
+        with pytest.raises(FileNotFoundError, match="weights"):
+            call(str(tmp_path / "empty"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(OSError, match="offline models"):
+            check_model("no-such-org/no-such-model")

@@ -1,10 +1,13 @@
-"""Notebook hygiene, the runner's parameter checks, and the whole suite under papermill (smoke)."""
+"""Notebook hygiene, the runner's checks, the suite under papermill (smoke), your own data and model."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from curlora import notebooks as runner
@@ -12,8 +15,8 @@ from curlora import notebooks as runner
 NOTEBOOKS = runner.notebooks()
 
 
-def test_the_four_notebooks_exist():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+def test_the_five_notebooks_exist():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -25,13 +28,12 @@ def test_notebook_hygiene(path):
     )
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     params = runner.declared_parameters(path)  # exactly one tagged cell, all `name: type = value`
-    assert {"figures_dir", "interactive"} <= set(params)
+    assert {"figures_dir", "interactive"} <= set(params) and params["interactive"][1] is True
     for name, (annotation, default) in params.items():
         assert runner._matches(default, annotation), f"{name}: default does not fit {annotation}"
-    # Narrative first: every notebook opens with a markdown cell that states its question.
-    assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"][0].startswith(
-        "# "
-    )
+    assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# ")
+    text = json.dumps(nb["cells"])
+    assert "$" not in text.replace("\\\\$", ""), "no TeX: the offline report renders no math"
 
 
 def test_parameter_validation_errors():
@@ -44,7 +46,10 @@ def test_parameter_validation_errors():
         runner.validate(path, {"layers": [0, "1"]})
     with pytest.raises(TypeError, match="expects int"):
         runner.validate(path, {"rank": True})
-    assert runner.validate(path, {"rank": 8, "layers": [0]}) == {"rank": 8, "layers": [0]}
+    four = NOTEBOOKS[3]
+    assert runner.validate(four, {"lrs": {"curlora": [1e-3]}}) == {"lrs": {"curlora": [1e-3]}}
+    with pytest.raises(TypeError, match=r"dict\[str, list\[float\]\]"):
+        runner.validate(four, {"lrs": {"curlora": 1e-3}})
     with pytest.raises(FileNotFoundError, match="01_cur_sampling"):
         runner.notebooks(["09"])
     assert runner.parse_assignment("lrs=[0.1, 0.2]") == ("lrs", [0.1, 0.2])
@@ -53,27 +58,134 @@ def test_parameter_validation_errors():
         runner.parse_assignment("rank")
 
 
-def test_command_line_reports_bad_parameters(capsys):
+def test_command_line_reports_bad_parameters_and_inputs(capsys):
     assert runner.main(["run", "--profile", "smoke", "--only", "03", "-p", "bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+    assert (
+        runner.main(["run", "--profile", "smoke", "--only", "04", "-p", "tasks=['missing.csv']"])
+        == 2
+    )
+    assert "No task file" in capsys.readouterr().err
+
+
+def _hashes(folder):
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))
+    }
 
 
 @pytest.mark.notebooks
-def test_smoke_suite_runs_and_writes_identical_figures(tmp_path, monkeypatch):
+def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
-    figures, build = tmp_path / "figures", tmp_path / "build"
-    rows = runner.run_suite("smoke", figures_dir=figures, build_dir=build)
-    assert [r["notebook"][:2] for r in rows] == ["01", "02", "03", "04"]
+    committed = _hashes(runner.FIGURES_DIR)
+    lines = []
+    done = runner.run_suite("smoke", out=tmp_path / "run", log=lines.append)
+    assert [r["notebook"][:2] for r in done["rows"]] == ["01", "02", "03", "04", "05"]
+    assert any(line.startswith("experiments:") for line in lines) and "▶ 01_cur_sampling" in lines
+    figures = tmp_path / "run" / "figures"
+    assert done["figures"] == figures and _hashes(runner.FIGURES_DIR) == committed
     pngs = sorted(figures.glob("*.png"))
-    assert {p.name[:2] for p in pngs} == {"01", "02", "03", "04"} and len(pngs) >= 13
-    assert all(p.stat().st_size > 10_000 for p in pngs)
-    executed = json.loads((build / "04_forgetting_curves.ipynb").read_text())
+    assert {p.name[:2] for p in pngs} == {"01", "02", "03", "04", "05"} and len(pngs) == 19
+    executed = json.loads(
+        (tmp_path / "run" / "notebooks" / "04_forgetting_curves.ipynb").read_text()
+    )
     text = json.dumps(executed["cells"])
-    assert "Verdicts" in text and "CURLoRA keeps perplexity fixed" in text
+    assert "Verdicts" in text and "CURLoRA keeps perplexity fixed" in text and "n = 2 seeds" in text
+    site = done["site"]
+    pages = sorted(p.name for p in site.glob("*.html"))
+    assert pages == [
+        "01_cur_sampling.html",
+        "02_u_spectra.html",
+        "03_parameter_counts.html",
+        "04_forgetting_curves.html",
+        "05_sampling_ablation.html",
+        "index.html",
+    ]
+    for page in site.glob("*.html"):
+        html = page.read_text()
+        assert not re.search(r"<script[^>]*src=\"https?://", html) and "cdnjs" not in html
+    assert "data:image/png;base64" in (site / "04_forgetting_curves.html").read_text()
     # Re-rendering from cached results gives byte-identical figures.
-    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in pngs}
-    runner.run_suite("smoke", only=["01", "02", "04"], figures_dir=figures, build_dir=build)
-    after = {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(figures.glob("*.png"))
+    before = _hashes(figures)
+    runner.run_suite("smoke", only=["01", "02", "04"], out=tmp_path / "run", log=lines.append)
+    assert _hashes(figures) == before
+
+
+def _tables(folder, seed=0):
+    rng = np.random.default_rng(seed)
+    words = ["good", "bad", "fine", "awful", "great", "dull"]
+    paths = []
+    for i, suffix in enumerate((".csv", ".jsonl", ".parquet")):
+        labels = rng.choice(["neg", "pos", "mid"][: 2 + (i == 2)], 80)
+        frame = pd.DataFrame(
+            {
+                "text": [f"{rng.choice(words)} {rng.choice(words)} item {k}" for k in range(80)],
+                "label": labels,
+            }
+        )
+        path = folder / f"task{i}{suffix}"
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.notebooks
+def test_your_own_files_and_model_folder_with_one_command(tmp_path, monkeypatch):
+    from curlora.models import load_model
+
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
+    model, tok = load_model("tiny-llama", seed=3)
+    model.save_pretrained(tmp_path / "my-model")
+    tok.save_pretrained(tmp_path / "my-model")
+    a, b, c = _tables(tmp_path)
+    common = {
+        "model": str(tmp_path / "my-model"),
+        "seeds": [0, 1],
+        "arms": ["curlora", "head-only"],
+        "lrs": {"curlora": [1e-2, 3e-2]},
     }
-    assert before == after
+    lines = []
+    assert (
+        runner.main(
+            [
+                "run",
+                "--profile",
+                "smoke",
+                "--only",
+                "04",
+                "--out",
+                str(tmp_path / "byo"),
+                "-p",
+                f"model={common['model']}",
+                "-p",
+                f"tasks={[str(a), str(b), str(c)]!r}",
+                "-p",
+                "seeds=[0, 1]",
+                "-p",
+                "arms=['curlora', 'head-only']",
+                "-p",
+                "lrs={'curlora': [0.01, 0.03]}",
+            ]
+        )
+        == 0
+    )
+    executed = (tmp_path / "byo" / "notebooks" / "04_forgetting_curves.ipynb").read_text()
+    assert "`task0` → `task1` → `task2`" in executed
+    # A second design on two of the files, then one file edited: only runs that read it recompute.
+    two = {**common, "tasks": [str(a), str(b)]}
+    three = {**common, "tasks": [str(a), str(b), str(c)]}
+    runner.run_suite("smoke", only=["04"], overrides=two, out=tmp_path / "two", log=lines.append)
+    pd.read_parquet(c).assign(text=lambda d: d["text"] + " edited").to_parquet(c)
+    lines.clear()
+    runner.run_suite("smoke", only=["04"], overrides=two, out=tmp_path / "two", log=lines.append)
+    runner.run_suite(
+        "smoke", only=["04"], overrides=three, out=tmp_path / "three", log=lines.append
+    )
+    counts = [line for line in lines if line.startswith("experiments:")]
+    assert counts[0] == "experiments: 6 runs (0 to compute)"
+    assert "(6 to compute)" in counts[1]

@@ -2,85 +2,101 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from curlora import analysis, findings, plots
-from curlora.continual import preset, sweep_runs
+from curlora import findings, plots, sampling
+from curlora.counting import parameter_table
+from curlora.experiment import run_many
+from curlora.experiment.design import study_design
+from curlora.study import Study
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    import os
-
+def smoke_study(tmp_path_factory):
     os.environ["CURLORA_RESULTS"] = str(tmp_path_factory.mktemp("results"))
-    runs = sweep_runs(
-        [preset("smoke", method=m, train_size=16) for m in ("curlora", "lora", "head-only", "svd")],
-        [0, 1],
-        progress=False,
-    )
-    del os.environ["CURLORA_RESULTS"]
-    return runs
+    try:
+        design = study_design(
+            "smoke",
+            tasks=["wiki-pairs", "movie-snippets"],
+            train_size=16,
+            arms=["curlora", "lora", "curlora-norm", "head-only"],
+            lrs={"*": [3e-3, 3e-2]},
+            seeds=[0, 1],
+        )
+        runs = run_many(design.specs(), executor="serial", progress=False)
+    finally:
+        del os.environ["CURLORA_RESULTS"]
+    return Study(runs, base_rank=4)
 
 
 def test_sampling_figures(tmp_path):
     W = torch.randn(32, 48) * torch.linspace(0.1, 2, 48)
+    stats = pd.DataFrame(sampling.selection_statistics(W, 8, ("inverse", "norm", "lowest"), [0, 1]))
+    assert {"C_duplicates", "R_rank", "C_cond"} <= set(stats) and (stats["C_rank"] <= 8).all()
     figs = [
         plots.norm_distributions({"a": W, "b": W.T}),
+        plots.leverage_vs_norm(W, 4),
         plots.selection_probabilities(W),
+        plots.picked_columns(W, 8, "inverse", 0),
+        plots.picked_columns(W, 8, "lowest", 0),
         plots.distance_from_uniform(
-            pd.DataFrame(analysis.uniformity_vs_width([16, 64], ("inverse", "norm")))
+            pd.DataFrame(sampling.uniformity_vs_width([16, 64], ("inverse", "norm")))
         ),
         plots.picked_energy(
-            pd.DataFrame(analysis.picked_energy_share(W, 4, ("inverse", "lowest"), [0, 1]))
+            pd.DataFrame(sampling.picked_energy_share(W, 4, ("inverse", "lowest"), [0, 1]))
         ),
+        plots.selection_statistics(stats),
         plots.reconstruction_error(
-            pd.DataFrame(analysis.reconstruction_table(W, [4, 8], ("norm",), [0]))
+            pd.DataFrame(sampling.reconstruction_table(W, [4, 8], ("norm",), [0])),
+            pd.DataFrame(sampling.svd_error(W, [4, 8])),
         ),
-        plots.parameter_counts(pd.DataFrame(analysis.parameter_table(["gpt2"], [16]))),
+        plots.parameter_counts(pd.DataFrame(parameter_table(["gpt2"], [16]))),
     ]
     assert all(isinstance(f, Figure) for f in figs)
     path = plots.save(figs[0], tmp_path / "a.png")
     assert path.read_bytes()[:4] == b"\x89PNG" and b"matplotlib" not in path.read_bytes()
 
 
-def test_result_figures_and_findings(smoke_runs):
+def test_leverage_scores_sum_to_one_and_follow_the_singular_vectors():
+    W = torch.randn(20, 30)
+    lev = sampling.leverage_scores(W, 5)
+    assert lev.sum().item() == pytest.approx(1.0) and (lev >= 0).all()
+    assert sampling.svd_error(W, [20])[0]["error"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_result_figures_and_tables(smoke_study):
+    study = smoke_study
     layers = pd.concat(
-        [r.layers.assign(method=r.spec.method) for r in smoke_runs if r.spec.method != "head-only"]
-    )
-    lr_table = pd.DataFrame(
         [
-            {
-                "method": "curlora",
-                "lr": lr,
-                "seed": 0,
-                "accuracy": a,
-                "majority": 0.5,
-                "ppl_initial": 10.0,
-                "ppl_final": f,
-                "ppl_increase": f - 10,
-                "delta_rel": 0.1,
-            }
-            for lr, a, f in [(1e-3, 0.6, 10.1), (1e-2, 0.8, 12.0)]
+            r.layers.assign(arm=a)
+            for a in study.arms
+            if a != "head-only"
+            for r in study.runs_of(a)[:1]
         ]
     )
     figs = [
-        plots.u_spectra(layers),
+        plots.delta_spectra(layers),
+        plots.delta_spectra(layers, "u_sv"),
         plots.change_by_layer(layers, "delta_rel"),
         plots.change_by_layer(layers, "output_shift"),
-        plots.accuracy_heatmaps(smoke_runs),
-        plots.task_accuracy_curves(smoke_runs),
-        plots.perplexity_trajectory(smoke_runs),
-        plots.stability_plasticity(lr_table),
+        plots.effective_step(layers),
+        plots.accuracy_heatmaps(study),
+        plots.task_accuracy_curves(study),
+        plots.perplexity_trajectory(study),
+        plots.frontiers(study),
+        plots.matched_vs_same_rate(findings.ablation_table(study)),
     ]
     assert all(isinstance(f, Figure) for f in figs)
-    table = findings.comparison_table(smoke_runs)
+    # Every result figure states how many seeds it pools.
+    assert "n = 2 seeds" in figs[6]._suptitle.get_text()
+    table = findings.comparison_table(study)
     assert "wiki-pairs after movie-snippets" in table.index and "majority class" in table.columns
-    verdicts = findings.verdicts(smoke_runs, lr_table)
-    assert len(verdicts) == 5 and all("**" in v or "Best task accuracy" in v for v in verdicts)
-    assert "curlora 0.600 (lr 0.001)" in verdicts[-1]  # 1e-2 raised perplexity by 20%
+    assert len(findings.verdicts(study)) >= 4
 
 
 def test_paper_table_is_the_papers():

@@ -35,13 +35,18 @@ class Results:
     parameters: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
+    # Derived tables are read many times by a study; computed once per run.
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def accuracy_matrix(self, split: str = "eval") -> pd.DataFrame:
         """R[i][j]: rows = after training task i, columns = task j (NaN above the diagonal)."""
-        tasks = list(self.task_names)
-        acc = self.accuracy[self.accuracy["split"] == split]
-        R = acc.pivot(index="after_task", columns="task", values="accuracy")
-        return R.reindex(index=tasks, columns=tasks)
+        key = ("matrix", split)
+        if key not in self._memo:
+            tasks = list(self.task_names)
+            acc = self.accuracy[self.accuracy["split"] == split]
+            R = acc.pivot(index="after_task", columns="task", values="accuracy")
+            self._memo[key] = R.reindex(index=tasks, columns=tasks)
+        return self._memo[key].copy()
 
     @property
     def task_names(self) -> list[str]:
@@ -74,6 +79,11 @@ class Results:
 
     def summary(self) -> dict:
         """ACC, BWT, Forgetting (on the eval split), perplexity ratio, per-task accuracies."""
+        if "summary" not in self._memo:
+            self._memo["summary"] = self._summary()
+        return dict(self._memo["summary"])
+
+    def _summary(self) -> dict:
         tasks = self.task_names
         R = self.accuracy_matrix().to_numpy()
         val = self.accuracy_matrix("val")

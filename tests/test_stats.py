@@ -1,0 +1,241 @@
+"""Statistics for verdicts, checked against scipy and against cases built to flip each verdict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sst
+
+from curlora import findings, stats
+from curlora.experiment import preset
+from curlora.experiment.results import Results
+from curlora.study import Study
+
+
+def test_t_interval_matches_scipy():
+    x = [0.61, 0.58, 0.66, 0.63]
+    i = stats.t_interval(x)
+    lo, hi = sst.ttest_1samp(x, 0).confidence_interval(0.95)
+    assert (i.lo, i.hi) == pytest.approx((lo, hi)) and i.n == 4 and i.df == 3
+    three = stats.t_interval([1.0, 2.0, 3.0])
+    assert three.half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)  # t(0.975, 2) = 4.30
+    assert math.isnan(stats.t_interval([1.0]).half) and stats.t_interval([]).n == 0
+
+
+def test_paired_uses_only_shared_replicates():
+    a, b = {0: 0.7, 1: 0.8, 2: 0.75}, {0: 0.6, 1: 0.7, 3: 0.1}
+    i = stats.paired(a, b)
+    assert i.n == 2 and i.mean == pytest.approx(0.1)
+
+
+def test_detectable_effect():
+    # Many replicates: the familiar ≈ 2.8 × SE; three seeds: t quantiles make it ≈ 5.4 × SE.
+    assert stats.detectable_effect(1.0, 10_000) == pytest.approx(1.96 + 0.8416, abs=0.01)
+    assert stats.detectable_effect(1.0, 2) == pytest.approx(4.303 + 1.061, abs=0.01)
+    assert math.isnan(stats.detectable_effect(1.0, 0))
+
+
+def test_hierarchical_bootstrap_covers_the_truth():
+    rng = np.random.default_rng(0)
+    groups = [[(rng.random(400) < 0.7 + rng.normal(0, 0.02)).astype(float)] for _ in range(5)]
+    lo, hi = stats.hierarchical_bootstrap(
+        groups, lambda g: np.mean([a[0].mean() for a in g]), n_boot=500
+    )
+    assert lo < 0.7 < hi and hi - lo < 0.1
+
+
+def test_frontier_keeps_the_rising_part_and_interpolates():
+    points = [(1e-3, 0.01, 1.00), (3e-3, 0.05, 1.02), (1e-2, 0.04, 1.5), (3e-2, 0.08, 3.0)]
+    xs, ys = stats.frontier(points)
+    assert list(xs) == [0.01, 0.05, 0.08] and list(ys) == [1.00, 1.02, 3.0]
+    assert stats.at_plasticity((xs, ys), 0.03) == pytest.approx(1.01)
+    assert math.isnan(stats.at_plasticity((xs, ys), 0.2))
+    assert stats.common_range([(xs, ys), (np.array([0.0, 0.06]), np.array([1, 1]))]) == (0.01, 0.06)
+    assert stats.common_range([(xs, ys), (np.array([0.1, 0.2]), np.array([1, 1]))]) is None
+
+
+# ---------------------------------------------------------------- synthetic runs → verdicts
+
+TASKS = ("a", "b", "c")
+
+
+def fake_run(
+    method: str,
+    lr: float,
+    seed: int,
+    own: float,
+    final: float,
+    ratio: float,
+    shift: float,
+    val: float | None = None,
+    majority: float = 0.5,
+    sampling: str = "inverse",
+) -> Results:
+    """A run whose numbers are set: own-task accuracy ``own`` on every task, ``final`` for earlier
+    tasks after the last one, perplexity ratio ``ratio``."""
+    spec = preset(
+        "smoke", method=method, lr=lr, seed=seed, tasks=TASKS, eval_size=400, sampling=sampling
+    )
+    rows = []
+    for i, after in enumerate(TASKS):
+        for j, task in enumerate(TASKS[: i + 1]):
+            acc = own if j == i else (final if i == len(TASKS) - 1 else own)
+            hits = "1" * int(round(acc * 400)) + "0" * (400 - int(round(acc * 400)))
+            rows.append(
+                {
+                    "stage": i + 1,
+                    "after_task": after,
+                    "task": task,
+                    "split": "eval",
+                    "accuracy": acc,
+                    "majority": majority,
+                    "n": 400,
+                    "correct": hits,
+                }
+            )
+        v = own if val is None else val
+        rows.append(
+            {
+                "stage": i + 1,
+                "after_task": after,
+                "task": after,
+                "split": "val",
+                "accuracy": v,
+                "majority": majority,
+                "n": 100,
+                "correct": "1" * int(v * 100) + "0" * (100 - int(v * 100)),
+            }
+        )
+    perplexity = pd.DataFrame(
+        [
+            {"stage": 0, "after_task": None, "perplexity": 10.0, "ratio": 1.0, "nll": [[1.0, 1]]},
+            {
+                "stage": 3,
+                "after_task": "c",
+                "perplexity": 10.0 * ratio,
+                "ratio": ratio,
+                "nll": [[1.0 + math.log(ratio), 1]],
+            },
+        ]
+    )
+    layers = (
+        pd.DataFrame(
+            [
+                {
+                    "stage": 3,
+                    "after_task": "c",
+                    "layer": "l0",
+                    "delta_rel": shift,
+                    "output_shift": shift,
+                    "delta_norm": shift,
+                    "update_norm": 1.0,
+                    "delta_sv": [],
+                    "u_sv": [],
+                }
+            ]
+        )
+        if method != "head-only"
+        else pd.DataFrame()
+    )
+    return Results(spec, pd.DataFrame(rows), perplexity, layers, pd.DataFrame({"loss": [0.5]}))
+
+
+def _study(
+    curlora_forgets: float, lora_forgets: float, learned: bool = True, cross: bool = False
+) -> Study:
+    base = 0.6 if learned else 0.4  # not learned: every own accuracy stays below majority (0.5)
+    runs = []
+    for seed in (0, 1, 2):
+        jitter = 0.002 * seed
+        runs.append(fake_run("head-only", 0.01, seed, base, base, 1.0, 0.0))
+        for k, lr in enumerate((1e-3, 3e-3, 1e-2, 3e-2)):
+            gain = 0.02 * (k + 1)
+            # Perplexity rises with learning; CURLoRA's frontier lies above or below LoRA's.
+            cur_ratio = 1 + (0.5 if cross else 1.0) * gain * (2 + jitter)
+            lora_ratio = 1 + gain * (1 + jitter) * (2.0 if cross else 1.0)
+            runs.append(
+                fake_run(
+                    "curlora", lr, seed, base + gain, base + gain - curlora_forgets, cur_ratio, gain
+                )
+            )
+            runs.append(
+                fake_run(
+                    "lora", lr / 10, seed, base + gain, base + gain - lora_forgets, lora_ratio, gain
+                )
+            )
+    return Study(runs, base_rank=4)
+
+
+def test_verdicts_flip_with_the_data():
+    forgets = _study(curlora_forgets=0.1, lora_forgets=0.1)
+    keeps = _study(curlora_forgets=0.0, lora_forgets=0.0)
+    text = {k: " ".join(findings.verdicts(s)) for k, s in (("forgets", forgets), ("keeps", keeps))}
+    assert "forgetting is positive" in text["forgets"]
+    assert "forgetting is positive" not in text["keeps"] and "is excluded" in text["keeps"]
+    # Learned vs not learned: at the majority level nothing can be forgotten.
+    unlearned = " ".join(findings.verdicts(_study(0.0, 0.0, learned=False)))
+    assert "not learned above majority" in unlearned or "cannot be measured" in unlearned
+    # The frontier comparison flips sign when the frontiers cross over.
+    above = _study(0.0, 0.0).compare("curlora", "lora", "ppl_ratio")
+    below = _study(0.0, 0.0, cross=True).compare("curlora", "lora", "ppl_ratio")
+    assert above.interval.lo > 0 and below.interval.hi < 0
+    assert "is positive" in findings.comparison_reading(above)
+    assert "is negative" in findings.comparison_reading(below)
+
+
+def test_frontiers_that_do_not_overlap_are_not_compared():
+    runs = []
+    for seed in (0, 1):
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        for k, lr in enumerate((1e-3, 3e-3)):
+            runs.append(fake_run("curlora", lr, seed, 0.62 + 0.01 * k, 0.6, 1.01, 0.01))
+            runs.append(fake_run("lora", lr, seed, 0.80 + 0.05 * k, 0.7, 1.2, 0.1))
+    comparison = Study(runs).compare("curlora", "lora", "ppl_ratio")
+    assert not comparison.levels
+    assert "reach no common plasticity" in findings.comparison_reading(comparison)
+
+
+def test_operating_rate_is_chosen_on_validation_not_evaluation():
+    runs = [fake_run("head-only", 0.01, s, 0.6, 0.6, 1.0, 0.0) for s in (0, 1)]
+    for s in (0, 1):
+        # 1e-3 looks best on the eval split, 3e-3 on validation: validation decides.
+        runs.append(
+            fake_run("curlora", 1e-3, s, own=0.9, final=0.9, ratio=1.0, shift=0.0, val=0.62)
+        )
+        runs.append(
+            fake_run("curlora", 3e-3, s, own=0.7, final=0.7, ratio=1.0, shift=0.0, val=0.80)
+        )
+    assert Study(runs).operating_rate("curlora") == 3e-3
+
+
+def test_ablation_verdict_and_table():
+    runs = []
+    for seed in (0, 1, 2):
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        for k, lr in enumerate((1e-3, 3e-3, 1e-2)):
+            gain = 0.03 * (k + 1)
+            runs.append(
+                fake_run(
+                    "curlora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain + 0.001 * seed, gain
+                )
+            )
+            runs.append(
+                fake_run(
+                    "curlora",
+                    lr,
+                    seed,
+                    0.6 + gain,
+                    0.6 + gain,
+                    1 + 2 * gain + 0.002 * seed,
+                    gain,
+                    sampling="norm",
+                )
+            )
+    study = Study(runs)
+    table = findings.ablation_table(study)
+    assert list(table["label"]) == ["CURLoRA − CURLoRA (norm sampling)"]
+    assert abs(table["matched_mean"].iloc[0]) < 0.5  # the same frontier: no difference
+    assert "equal learning" in findings.ablation_verdict(study)
