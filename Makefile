@@ -14,21 +14,32 @@ STAMP := $(VENV)/.curlora-installed
 PROFILE ?= cpu
 # Offline profiles never need the hub; say so, so nothing waits on a network that is not there.
 HUB_ENV := $(if $(filter paper,$(PROFILE)),,HF_HUB_OFFLINE=1)
+PORT ?= 8866
 
-.PHONY: setup test figures bench lint clean
+.PHONY: setup browser test figures explore bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[offline,notebooks,dev]"
+	$(PY) -m pip install --quiet -e ".[offline,notebooks,dev,cluster,browser]"
 	$(PY) -m pip install --quiet --no-deps $(OFFLINE_NODEPS)
 	@touch $@
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The browser test drives Debian's chromium with Playwright (Playwright cannot download its own
+# browsers here). Installing it needs root (as in CI); elsewhere: sudo apt-get install chromium.
+browser:
+	@command -v chromium >/dev/null || { echo "chromium is missing: installing Debian's chromium for the browser test (apt-get)"; \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 # The main job: the notebook suite headless (cached results make a re-run take seconds).
 figures: $(STAMP)
-	$(HUB_ENV) $(PY) -m curlora.notebooks run --profile $(PROFILE)
+	$(HUB_ENV) $(PY) -m curlora.notebooks run --profile $(PROFILE) $(FIGURES_ARGS)
+
+# A live explorer (notebook 01: CUR on the real weights) as a page on this machine only.
+explore: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m voila notebooks/01_cur_sampling.ipynb --Voila.ip=127.0.0.1 --port=$(PORT) --no-browser
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench.py $(BENCH_ARGS)
@@ -36,7 +47,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: lint
+test: lint browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:

@@ -34,9 +34,7 @@ def sampling_explorer(model: nn.Module, rank: int = 16, seed: int = 0) -> object
     import ipywidgets as widgets
 
     names = [n for n in adaptable_module_names(model)]
-    projections = sorted(
-        {n.rsplit(".", 1)[-1] for n in names if any(n.endswith(t) for t in default_targets(model))}
-    )
+    projections = [t for t in default_targets(model) if any(n.endswith("." + t) for n in names)]
     layers = sorted({int(p) for n in names for p in n.split(".") if p.isdigit()})
     weights = {}
 
