@@ -160,6 +160,8 @@ class Task:
         always kept whole, since the label is about how the two relate.
         """
         df = self._split(split)
+        if not len(df):
+            return []
         if not self.has_pair:
             ids = tokenizer(df["text"].tolist(), truncation=True, max_length=max_length)[
                 "input_ids"
