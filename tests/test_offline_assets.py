@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from curlora import data, metrics
+from curlora import data
 from curlora.models import load_model
+from curlora.perplexity import perplexity
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +45,8 @@ def test_perplexity_corpus_is_disjoint_from_the_pair_task():
 def test_smollm2_loads_and_knows_english():
     model, tok = load_model("smollm2-135m")
     assert model.config.num_hidden_layers == 30 and tok.pad_token is not None
-    ppl = metrics.perplexity(
-        model, tok, data.load_corpus("wiki-heldout"), max_length=512, stride=512, max_tokens=2048
-    )
-    assert ppl < 40  # measured ≈ 13.5; a random model is in the thousands
+    ppl = perplexity(model, tok, data.load_corpus("wiki-heldout"), max_length=512, count=4)
+    assert ppl < 40  # measured ≈ 13.7; a random model is in the thousands
 
 
 def test_concurrent_first_conversion_uses_the_winner(tmp_path, monkeypatch):
