@@ -53,6 +53,11 @@ def layer_generator(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
+def _other_names(prefix: str, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """PEFT's ``other_param_names``: the per-adapter containers besides U, and the settings dicts."""
+    return (*(f"{prefix}{p}" for p in parts), "r", "alpha", "split")
+
+
 class FactoredLayer(nn.Module, BaseTunerLayer):
     """``base(x) + alpha · x (C U R)ᵀ`` for each active adapter; U is the only trainable tensor.
 
@@ -276,16 +281,8 @@ class CURLoRALayer(FactoredLayer):
     saves_factors = False
     config_cls = CURLoRAConfig
     adapter_layer_names = ("curlora_U",)
-    other_param_names = (
-        "curlora_C",
-        "curlora_R",
-        "curlora_col_idx",
-        "curlora_row_idx",
-        "curlora_fingerprint",
-        "curlora_settings",
-        "r",
-        "alpha",
-        "split",
+    other_param_names = _other_names(
+        prefix, ("C", "R", "fingerprint", "settings", "col_idx", "row_idx")
     )
 
     @classmethod
@@ -342,15 +339,7 @@ class SVDPeerLayer(FactoredLayer):
     saves_factors = True
     config_cls = SVDPeerConfig
     adapter_layer_names = ("svdpeer_U",)
-    other_param_names = (
-        "svdpeer_C",
-        "svdpeer_R",
-        "svdpeer_fingerprint",
-        "svdpeer_settings",
-        "r",
-        "alpha",
-        "split",
-    )
+    other_param_names = _other_names(prefix, ("C", "R", "fingerprint", "settings"))
 
     def _factors(self, adapter_name, blocks, rank, config, target_name):
         C, R = [], []
