@@ -282,6 +282,33 @@ def ablation_table(
     return pd.DataFrame(rows)
 
 
+def operating_table(study: Study) -> pd.DataFrame:
+    """Each arm at its operating rate (chosen on validation): gain over head-only, forgetting of
+    learned tasks, perplexity change and output shift, as 95% intervals over seeds (eval split)."""
+    rows = []
+    for arm in study.arms:
+        runs = study.runs_of(arm)
+        gain = study.gain_over_head(arm) if arm != "head-only" else None
+        forgetting = study.interval(arm, "forgetting")
+        ppl = study.interval(arm, "ppl_ratio")
+        shift = study.interval(arm, "output_shift")
+        rows.append(
+            {
+                "arm": name(arm),
+                "trainable": runs[0].summary()["adapter_params"],
+                "rate": study.operating_rate(arm),
+                "gain over head-only (pts)": "—" if gain is None else gain.text(1, 100),
+                "forgetting, learned tasks (pts)": forgetting.text(1, 100) if forgetting.n else "—",
+                "perplexity change (%)": Interval(
+                    ppl.mean - 1, ppl.lo - 1, ppl.hi - 1, ppl.n, ppl.se
+                ).text(2, 100),
+                "output shift": shift.text(4) if arm != "head-only" else "0",
+                "seeds": len({r.spec.seed for r in runs}),
+            }
+        )
+    return pd.DataFrame(rows).set_index("arm")
+
+
 def comparison_table(study: Study) -> pd.DataFrame:
     """Our rows in the paper's layout, at each arm's operating rate: mean ± 95% CI over seeds."""
     rows: dict[str, dict[str, str]] = {}
