@@ -270,9 +270,9 @@ def reconstruction_error(table: pd.DataFrame, best: pd.DataFrame | None = None) 
 # ---------------------------------------------------------------- 02: what training changed
 
 
-def delta_spectra(layers: pd.DataFrame, column: str = "delta_sv") -> Figure:
+def delta_spectra(layers: pd.DataFrame, column: str = "delta_sv", caption: str = "") -> Figure:
     """Singular values of ΔW (or of U, ``column='u_sv'``) after each task, median over layers,
-    one panel per arm."""
+    one panel per arm; ``caption`` says which runs (seed, rates)."""
     layers = layers[layers[column].map(len) > 0]
     arms = list(dict.fromkeys(layers["arm"]))
     fig, axes = _figure(len(arms), 1, width=4.2, sharey=True)
@@ -287,10 +287,12 @@ def delta_spectra(layers: pd.DataFrame, column: str = "delta_sv") -> Figure:
     what = "ΔW" if column == "delta_sv" else "U"
     axes[0, 0].set_ylabel(f"singular value of {what} (median over layers)")
     axes[0, -1].legend(fontsize=8)
+    if caption:
+        fig.suptitle(caption, fontsize=9)
     return fig
 
 
-def change_by_layer(layers: pd.DataFrame, value: str = "delta_rel") -> Figure:
+def change_by_layer(layers: pd.DataFrame, value: str = "delta_rel", caption: str = "") -> Figure:
     """A per-layer change measure (‖ΔW‖/‖W‖ or output shift) after the last task, per arm."""
     fig, axes = _figure(1, 1, width=8)
     ax = axes[0, 0]
@@ -308,10 +310,12 @@ def change_by_layer(layers: pd.DataFrame, value: str = "delta_rel") -> Figure:
         title=f"How much each arm changes each layer ({labels.get(value, value)})",
     )
     ax.legend()
+    if caption:
+        fig.suptitle(caption, fontsize=9)
     return fig
 
 
-def effective_step(layers: pd.DataFrame) -> Figure:
+def effective_step(layers: pd.DataFrame, caption: str = "") -> Figure:
     """Per arm: ‖ΔW‖_F and the output shift per unit of trainable update ‖θ − θ₀‖ (the scale
     C and R give an update), per layer after the last task."""
     last = layers[(layers["stage"] == layers["stage"].max()) & (layers["update_norm"] > 0)]
@@ -335,7 +339,7 @@ def effective_step(layers: pd.DataFrame) -> Figure:
         ax.tick_params(axis="x", rotation=30)
     axes[0, 0].set_title("Weight change per unit of update")
     axes[0, 1].set_title("Output change per unit of update")
-    fig.suptitle("Points: adapted layers after the last task (bar: median)", fontsize=9)
+    fig.suptitle(f"Points: adapted layers after the last task (bar: median). {caption}", fontsize=9)
     return fig
 
 
