@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from curlora.stats import Interval, t_interval
+from curlora.stats import Interval, hierarchical_bootstrap, t_interval
 from curlora.study import OUTCOMES, Comparison, Study
 
 #: A perplexity ratio that every seed puts above this counts as "exploding" (paper: ×10,000).
@@ -307,6 +307,20 @@ def perplexity_noise(study: Study) -> str:
     )
 
 
+def acc_bootstrap(runs: list) -> str:
+    """ACC with a hierarchical bootstrap interval: seeds resampled, then evaluation examples
+    within each — both sources of uncertainty in one interval (first task order)."""
+    order = runs[0].spec.tasks
+    runs = [r for r in runs if r.spec.tasks == order]
+    last = runs[0].task_names[-1]
+    groups = [[r.correctness(t, last).astype(float) for t in r.task_names] for r in runs]
+    lo, hi = hierarchical_bootstrap(
+        groups, lambda g: float(np.mean([np.mean([a.mean() for a in s]) for s in g])), n_boot=1000
+    )
+    mean = float(np.mean([np.mean([a.mean() for a in s]) for s in groups]))
+    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def operating_table(study: Study) -> pd.DataFrame:
     """Each arm at its operating rate (chosen on validation): gain over head-only, forgetting of
     learned tasks, perplexity change and output shift, as 95% intervals over seeds (eval split)."""
@@ -322,6 +336,7 @@ def operating_table(study: Study) -> pd.DataFrame:
                 "arm": name(arm),
                 "trainable": runs[0].summary()["adapter_params"],
                 "rate": study.operating_rate(arm),
+                "ACC (95% bootstrap)": acc_bootstrap(runs),
                 "gain over head-only (pts)": "—" if gain is None else gain.text(1, 100),
                 "forgetting, learned tasks (pts)": forgetting.text(1, 100) if forgetting.n else "—",
                 "perplexity change (%)": Interval(

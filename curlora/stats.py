@@ -39,10 +39,6 @@ class Interval:
         """The smallest true effect this design detects with ``power`` (two-sided test at 1 − confidence)."""
         return detectable_effect(self.se, self.df, power, 1 - self.confidence)
 
-    def spans(self, value: float = 0.0) -> bool:
-        """Whether the interval contains ``value``."""
-        return self.lo <= value <= self.hi
-
     def text(self, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
         """'0.024 [−0.010, 0.058]' style, optionally scaled (e.g. to percentage points)."""
         f = f"{{:+.{digits}f}}"

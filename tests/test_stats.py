@@ -239,3 +239,12 @@ def test_ablation_verdict_and_table():
     assert list(table["label"]) == ["CURLoRA − CURLoRA (norm sampling)"]
     assert abs(table["matched_mean"].iloc[0]) < 0.5  # the same frontier: no difference
     assert "equal learning" in findings.ablation_verdict(study)
+
+
+def test_operating_table_carries_both_kinds_of_interval():
+    table = findings.operating_table(_study(curlora_forgets=0.1, lora_forgets=0.0))
+    assert list(table.index) == ["head-only", "CURLoRA", "LoRA"]
+    acc = table.loc["CURLoRA", "ACC (95% bootstrap)"]
+    mean, lo, hi = (float(x) for x in acc.replace("[", "").replace("]", "").replace(",", "").split())
+    assert lo <= mean <= hi and hi - lo < 0.15
+    assert table.loc["CURLoRA", "forgetting, learned tasks (pts)"].startswith("+10.0")
