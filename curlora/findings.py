@@ -115,10 +115,13 @@ def verdicts(study: Study) -> list[str]:
             if i.n > 1 and i.hi < EXPLODES
             else "**Undecided**"
         )
+        highest = (
+            f"; at its highest rate {top:g}, by {ratio_reading(worst)}" if top != at["lora"] else ""
+        )
         out.append(
             f"*LoRA forgets: perplexity explodes* (paper: ×10,000 on Mistral-7B). {verdict} "
             f"(explosion = ratio above ×{EXPLODES:g}): at its operating rate {at['lora']:g}, "
-            f"perplexity changes by {ratio_reading(i)}; at its highest rate {top:g}, by {ratio_reading(worst)} ({design})."
+            f"perplexity changes by {ratio_reading(i)}{highest} ({design})."
         )
     if "curlora" in arms:
         i = study.interval("curlora", "ppl_ratio")
@@ -177,9 +180,21 @@ def verdicts(study: Study) -> list[str]:
                 f"for contrast, at one shared rate {lr:g}, CURLoRA − LoRA in perplexity ratio: "
                 + difference_reading(same, "ppl_ratio")
             )
+        ppl = comparisons[0]
+        verdict = (
+            "**Undecided here**: the frontiers do not overlap"
+            if not ppl.levels
+            else "**Holds here** for perplexity"
+            if ppl.interval.n > 1 and ppl.interval.hi < 0
+            else "**Contradicted here**: CURLoRA moves perplexity more than LoRA for the same learning"
+            if ppl.interval.n > 1 and ppl.interval.lo > 0
+            else "**Not shown**: no difference in perplexity at equal learning"
+        )
         out.append(
-            "*CURLoRA forgets less than LoRA for the same learning.* Each method's frontier "
-            "across learning rates, read at plasticity levels both reach: " + "; ".join(lines) + "."
+            f"*CURLoRA forgets less than LoRA for the same learning.* {verdict}. Each method's "
+            "frontier across learning rates, read at plasticity levels both reach: "
+            + "; ".join(lines)
+            + "."
         )
     return out
 
@@ -194,20 +209,37 @@ def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:
     ]
     if reference not in study.arms or not others or not study.head_only:
         return None
-    lines = []
+    lines, tags = [], []
     for other in others:
         c = study.compare(reference, other, "ppl_ratio")
         shared = sorted(set(study.rates(reference)) & set(study.rates(other)))
+        same = study.compare_at_rate(reference, other, "ppl_ratio", shared[-1]) if shared else None
         text = comparison_reading(c)
-        if shared:
-            same = study.compare_at_rate(reference, other, "ppl_ratio", shared[-1])
+        if same is not None:
             text += f" (at one rate, {shared[-1]:g}: {difference_reading(same, 'ppl_ratio')})"
         lines.append(text)
+        tags.append(f"against {name(other)}: {_ablation_answer(c, same)}")
     return (
-        "*Inverted sampling regularises: it forgets less.* Perplexity ratio of eq. 4 sampling "
-        "minus each alternative (pp: percentage points of perplexity change), at equal "
-        "learning: " + "; ".join(lines) + "."
+        "*Inverted sampling regularises: it forgets less.* "
+        + "**"
+        + "; ".join(tags)
+        + ".** Perplexity ratio of eq. 4 sampling minus each alternative (pp: percentage points "
+        "of perplexity change), at equal learning: " + "; ".join(lines) + "."
     )
+
+
+def _ablation_answer(matched: Comparison, same: Interval | None) -> str:
+    """Whether eq. 4 forgets less for the same learning, or only at the same rate."""
+    at_rate = same is not None and same.n > 1 and (same.hi < 0 or same.lo > 0)
+    if not matched.levels or matched.interval.n < 2:
+        return "not comparable at equal learning with these rates"
+    if matched.interval.hi < 0:
+        return "less perplexity change at equal learning (the inversion itself helps)"
+    if matched.interval.lo > 0:
+        return "more perplexity change at equal learning"
+    if at_rate:
+        return "no difference at equal learning; the difference at one rate is the step size"
+    return "no difference shown, at equal learning or at one rate"
 
 
 def design_text(design, runs: list) -> str:

@@ -318,7 +318,7 @@ def run_suite(
                 kernel_name="python3",
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=False,
-                kernel_manager_class=_ipc_kernel_manager(),
+                kernel_manager_class=_kernel_manager(out / "kernel.log"),
             )
         rows.append({"notebook": path.stem, "seconds": time.perf_counter() - start})
         log(f"✓ {path.stem} ({rows[-1]['seconds']:.0f} s)")
@@ -345,18 +345,23 @@ def _missing(specs) -> list:
     return [s for s in specs if stages.read_results(stages.run_folder(s)) is None]
 
 
-def _ipc_kernel_manager():
-    """A kernel manager on IPC sockets: a local kernel needs no TCP ports, and ipykernel then has
-    no unencrypted-transport warning to print over the runner's progress."""
+def _kernel_manager(log: Path):
+    """A kernel manager on IPC sockets (a local kernel needs no TCP ports) whose own chatter —
+    transport notices, shutdown messages — goes to ``log`` instead of the runner's console.
+    Errors in the notebook's code still stop the run with papermill's own report."""
     from jupyter_client.manager import KernelManager
     from traitlets import default
 
-    class IPCKernelManager(KernelManager):
+    class QuietKernelManager(KernelManager):
         @default("transport")
         def _default_transport(self):
             return "ipc"
 
-    return IPCKernelManager
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stderr"] = log.open("a")
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
 
 
 class _quiet_kernel:

@@ -10,8 +10,9 @@ seed (the seed is the replicate; methods run with one seed see the same data and
 - *stability*: perplexity ratio of the original LM head, forgetting of learned tasks (accuracy
   right after training minus after the last task, eval split), and the output shift.
 - *operating rate*: per arm, the rate with the highest mean validation plasticity.
-- *frontier*: per arm and seed, stability against validation plasticity across rates, read at
-  plasticity levels every compared frontier reaches (matched learning).
+- *frontier*: per arm, stability against validation plasticity across rates — each rate placed
+  at its mean plasticity over seeds, each seed contributing its own stability — read at
+  plasticity levels both compared frontiers reach (matched learning).
 """
 
 from __future__ import annotations
@@ -160,23 +161,38 @@ class Study:
         }
         return max(rates, key=lambda lr: score[lr])
 
+    def rate_plasticity(self, arm: str) -> dict[float, float]:
+        """Each rate's validation plasticity, the mean over seeds: where the rate sits on x."""
+        return {
+            lr: float(np.mean(list(v.values())))
+            for lr in self.rates(arm)
+            if (v := self.per_seed(arm, lr, self.plasticity))
+        }
+
     def frontier(self, arm: str, seed: int, outcome: str) -> tuple[np.ndarray, np.ndarray]:
-        """One seed's frontier of an arm: ``outcome`` against validation plasticity across rates."""
+        """One seed's frontier of an arm: ``outcome`` at each rate, placed at the rate's mean
+        validation plasticity (so every seed's frontier spans the same x, and the seed's own
+        noise is in the outcome, where the interval over seeds carries it)."""
         learned = self.learned_tasks(arm) if outcome == "forgetting" else None
-        points = []
-        for lr in self.rates(arm):
-            p = self.per_seed(arm, lr, self.plasticity).get(seed, math.nan)
-            m = self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, learned)).get(
-                seed, math.nan
+        x = self.rate_plasticity(arm)
+        points = [
+            (
+                lr,
+                x[lr],
+                self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, learned)).get(
+                    seed, math.nan
+                ),
             )
-            points.append((lr, p, m))
+            for lr in self.rates(arm)
+            if lr in x
+        ]
         return stats.frontier(points)
 
     def compare(self, a: str, b: str, outcome: str) -> Comparison:
         """Arm ``a`` minus arm ``b`` on ``outcome`` at matched validation plasticity, seed by seed.
 
-        The levels are fixed fractions of the plasticity range that every seed's frontier of both
-        arms covers; each seed contributes its mean difference over the levels.
+        The levels are fixed fractions of the plasticity range both arms' frontiers cover; each
+        seed contributes its mean difference over the levels.
         """
         seeds = [
             s for s in self.seeds if (s in self.per_seed(a, self.rates(a)[0], self.plasticity))
