@@ -58,7 +58,7 @@ class DenseCURLoRA:
         for module in model.modules():
             if isinstance(module, FactoredLayer):
                 module._add_update = lambda out, x, name, m=module: (
-                    out + x @ m.get_delta_weight(name).T
+                    out + x @ m.delta_matrix(name).T
                 )
 
 

@@ -327,7 +327,10 @@ def run_suite(
     report = None
     if profile in REPORTED and not overrides and only is None:
         report = write_markdown(
-            executed, REPORT_DIR / profile, title=f"curlora — {profile} profile"
+            executed,
+            REPORT_DIR / profile,
+            title=f"curlora — {profile} profile",
+            findings=_findings(plans, profile),
         )
     return {
         "name": name,
@@ -337,6 +340,25 @@ def run_suite(
         "report": report,
         "rows": rows,
     }
+
+
+def _findings(plans, profile: str) -> str:
+    """The profile's findings page, from the runs of notebooks 04 (main) and 05 (ablation)."""
+    from curlora.experiment.sweep import run_many
+    from curlora.findings import summary_markdown
+    from curlora.study import Study
+
+    studies = {}
+    for path, params in plans:
+        design = study_of(path, params)
+        if design is not None and path.name[:2] in ("04", "05"):
+            runs = run_many(design.specs(), executor="serial", progress=False)
+            studies[path.name[:2]] = Study(runs, base_rank=design.base.rank)
+    if "04" not in studies:
+        return f"# Findings ({profile} profile)\n\nNotebook 04 was not part of this run.\n"
+    return f"# Findings ({profile} profile)\n\n" + summary_markdown(
+        studies["04"], studies.get("05")
+    )
 
 
 def _missing(specs) -> list:

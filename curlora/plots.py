@@ -33,6 +33,12 @@ MODE_COLORS = {
     "lowest": "C5",
     "svd": "C3",
 }
+#: Short axis labels of the stability outcomes.
+FRONTIER_LABELS = {
+    "ppl_ratio": "perplexity after / before",
+    "forgetting": "forgetting, learned tasks (points)",
+    "output_shift": "output shift (mean over layers)",
+}
 ARM_COLORS = {
     "curlora": "C0",
     "lora": "C3",
@@ -468,26 +474,36 @@ def frontiers(
     fig, axes = _figure(len(outcomes), 1, width=4.6, height=4.0)
     for ax, outcome in zip(axes[0], outcomes, strict=True):
         for arm in arms:
-            learned = study.learned_tasks(arm) if outcome == "forgetting" else None
-            xs, ys, xe, ye = [], [], [], []
+            tasks = study.earlier(study.learned_tasks(arm)) if outcome == "forgetting" else None
+            xs, ys, xe, lows, highs = [], [], [], [], []
             for lr in study.rates(arm):
                 p = t_interval(list(study.per_seed(arm, lr, study.plasticity).values()))
                 m = t_interval(
                     list(
                         study.per_seed(
-                            arm, lr, lambda r, o=outcome, le=learned: study.outcome(r, o, le)
+                            arm, lr, lambda r, o=outcome, t=tasks: study.outcome(r, o, t)
                         ).values()
                     )
                 )
+                # Perplexity is averaged on the log scale and drawn back as a ratio.
+                show = (
+                    np.exp
+                    if outcome == "ppl_ratio"
+                    else (lambda v: v * 100)
+                    if outcome == "forgetting"
+                    else (lambda v: v)
+                )
+                half = np.nan_to_num(m.half)
                 xs.append(p.mean * 100)
-                ys.append(m.mean)
                 xe.append(np.nan_to_num(p.half) * 100)
-                ye.append(np.nan_to_num(m.half))
+                ys.append(show(m.mean))
+                lows.append(show(m.mean) - show(m.mean - half))
+                highs.append(show(m.mean + half) - show(m.mean))
             ax.errorbar(
                 xs,
                 ys,
                 xerr=xe,
-                yerr=ye,
+                yerr=[lows, highs],
                 fmt="o-",
                 color=_color(arm),
                 label=arm,
@@ -510,7 +526,8 @@ def frontiers(
         ax.axvline(0, color="k", lw=0.6)
         if outcome == "ppl_ratio":
             ax.axhline(1, color="k", lw=0.6)
-        ax.set(xlabel="validation gain over head-only (accuracy points)", ylabel=OUTCOMES[outcome])
+            ax.set_yscale("log")
+        ax.set(xlabel="validation gain over head-only (points)", ylabel=FRONTIER_LABELS[outcome])
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(
         f"Each point one learning rate (lowest and highest labelled); {_pooled(study)}; "

@@ -69,8 +69,11 @@ def render_site(executed: list[Path], dest: Path, title: str) -> Path:
     return dest
 
 
-def write_markdown(executed: list[Path], dest: Path, title: str) -> Path:
-    """Write ``dest/README.md`` and one Markdown page (+ PNG files) per executed notebook."""
+def write_markdown(
+    executed: list[Path], dest: Path, title: str, findings: str | None = None
+) -> Path:
+    """Write ``dest/README.md``, one Markdown page (+ PNG files) per executed notebook, and the
+    findings page ``FINDINGS.md`` when given."""
     from nbconvert import MarkdownExporter
 
     dest = Path(dest)
@@ -78,7 +81,11 @@ def write_markdown(executed: list[Path], dest: Path, title: str) -> Path:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     exporter = MarkdownExporter()
-    lines = [f"# {title}", "", "The executed notebooks, as GitHub renders them:", ""]
+    lines = [f"# {title}", ""]
+    if findings is not None:
+        (dest / "FINDINGS.md").write_text(findings)
+        lines += ["[The findings in one page](FINDINGS.md).", ""]
+    lines += ["The executed notebooks, as GitHub renders them:", ""]
     for path in executed:
         files = f"{path.stem}_files"
         body, resources = exporter.from_notebook_node(

@@ -129,3 +129,12 @@ def svd_error(W: torch.Tensor, ranks: list[int]) -> list[dict]:
     s = torch.linalg.svdvals(W.detach().double())
     total = s.pow(2).sum()
     return [{"rank": k, "error": float((s[k:].pow(2).sum() / total).sqrt())} for k in ranks]
+
+
+def rank_agreement(W: torch.Tensor, k: int, axis: str = "columns") -> float:
+    """Spearman's rank correlation between the columns' (rows') norm shares and their top-k
+    statistical leverage scores."""
+    from scipy.stats import spearmanr
+
+    share = cur.selection_probabilities(W, axis, "norm").numpy()
+    return float(spearmanr(share, leverage_scores(W, k, axis).numpy()).statistic)

@@ -1,5 +1,5 @@
 """Statistics for verdicts: t-intervals over seeds, paired differences, detectable effects, a
-hierarchical bootstrap, and learning-rate frontiers read at matched plasticity.
+bootstrap over evaluation examples, and learning-rate frontiers read at matched plasticity.
 
 The replicate is the seed (``shared/statistics.md``): values are averaged within a seed first
 (over tasks, task orders), then a Student-t interval is taken over seeds with df = n − 1.
@@ -83,27 +83,23 @@ def detectable_effect(se: float, df: int, power: float = 0.8, alpha: float = 0.0
     return float((_st.t.ppf(1 - alpha / 2, df) + _st.t.ppf(power, df)) * se)
 
 
-def hierarchical_bootstrap(
-    groups: Sequence[Sequence[np.ndarray]],
-    statistic: Callable[[list[list[np.ndarray]]], float],
-    n_boot: int = 2000,
-    confidence: float = 0.95,
+def bootstrap_se(
+    arrays: Sequence[np.ndarray],
+    statistic: Callable[[list[np.ndarray]], float],
+    n_boot: int = 1000,
     seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile interval of ``statistic`` resampling seeds, then examples within each seed.
+) -> float:
+    """Standard error of ``statistic`` over one run's evaluation examples, by bootstrap.
 
-    ``groups[s]`` holds the per-example arrays (e.g. 0/1 correctness per task) of seed ``s``;
-    ``statistic`` maps such a structure to a number. Both sources of uncertainty — which seeds,
-    which evaluation examples — are carried into one interval.
+    ``arrays`` are the run's per-example values (e.g. 0/1 correctness per task); each is
+    resampled with replacement. This is the per-run uncertainty; between-run uncertainty is the
+    t-interval over seeds (a percentile bootstrap over three seeds covers far less than 95%).
     """
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        chosen = rng.integers(0, len(groups), len(groups))
-        sample = [[a[rng.integers(0, len(a), len(a))] for a in groups[s]] for s in chosen]
-        values.append(statistic(sample))
-    tail = (1 - confidence) / 2 * 100
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+    values = [
+        statistic([a[rng.integers(0, len(a), len(a))] for a in arrays]) for _ in range(n_boot)
+    ]
+    return float(np.std(values, ddof=1))
 
 
 def frontier(points: Sequence[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:

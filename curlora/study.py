@@ -6,13 +6,19 @@ seed (the seed is the replicate; methods run with one seed see the same data and
 
 - *plasticity*: how much more a method's new heads reach than the head alone, averaged over the
   tasks: own-task accuracy right after training it, minus head-only's (same seed and order).
-  Read on the validation split to choose rates and to match methods, on the eval split to report.
-- *stability*: perplexity ratio of the original LM head, forgetting of learned tasks (accuracy
-  right after training minus after the last task, eval split), and the output shift.
+  Read on the validation split to choose rates, to match methods and to decide which tasks were
+  learned; on the eval split to report.
+- *learned*: a task whose validation accuracy right after training it is above its majority
+  level, the 95% interval over seeds above it. Forgetting is measured only on learned tasks
+  (deciding on the eval split and measuring on it would select tasks that came out high).
+- *stability*: the log of the perplexity ratio (averaged on the log scale, so one run that
+  breaks does not swamp the rest), forgetting of learned earlier tasks (accuracy right after
+  training minus after the last task, eval split), and the output shift.
 - *operating rate*: per arm, the rate with the highest mean validation plasticity.
 - *frontier*: per arm, stability against validation plasticity across rates — each rate placed
   at its mean plasticity over seeds, each seed contributing its own stability — read at
-  plasticity levels both compared frontiers reach (matched learning).
+  plasticity levels both compared frontiers reach, and only where both arms are shown to learn.
+  The rates' positions are means, so an interval carries the stability's noise, not theirs.
 """
 
 from __future__ import annotations
@@ -28,26 +34,28 @@ from curlora import stats
 from curlora.experiment.design import arm_of
 from curlora.experiment.results import Results
 
-#: Stability outcomes a frontier can be read on: name → (function of a run, what it means).
+#: Stability outcomes a frontier can be read on, and what each means.
 OUTCOMES = {
-    "ppl_ratio": "perplexity after / before",
+    "ppl_ratio": "perplexity ratio (after / before)",
     "forgetting": "forgetting of learned tasks (accuracy points lost)",
     "output_shift": "mean output shift of adapted layers",
 }
-#: Levels at which frontiers are compared, as fractions of the common plasticity range.
+#: Levels at which frontiers are compared, as fractions of the usable plasticity range.
 LEVELS = (0.25, 0.5, 0.75)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Arm ``a`` minus arm ``b`` on one outcome, seed by seed, at matched plasticity or one rate."""
+    """Arm ``a`` minus arm ``b`` on one outcome at matched plasticity, seed by seed."""
 
     a: str
     b: str
     outcome: str
     interval: stats.Interval  # over seeds of the mean difference across the levels
-    levels: tuple[float, ...]  # the plasticity levels compared (empty: frontiers do not overlap)
+    levels: tuple[float, ...]  # the plasticity levels compared (empty: see ``reason``)
     per_level: tuple[stats.Interval, ...]
+    reason: str = ""  # why there are no levels
+    tasks: tuple[str, ...] = ()  # the learned tasks a forgetting comparison is about
 
 
 class Study:
@@ -61,8 +69,15 @@ class Study:
         self.index: dict[tuple[str, float, int, tuple], Results] = {}
         for r in runs:
             key = (arm_of(r.spec, base), r.spec.lr, r.spec.seed, r.spec.tasks)
+            if key in self.index and self.index[key].spec.group_key() != r.spec.group_key():
+                raise ValueError(
+                    f"Two runs of {key[0]} at rate {key[1]:g}, seed {key[2]} differ in other "
+                    "settings; a study compares one configuration per arm and rate. Study them "
+                    "apart."
+                )
             self.index[key] = r
         self.head_only = {(s, t): r for (a, _, s, t), r in self.index.items() if a == "head-only"}
+        self.has_validation = any((r.accuracy["split"] == "val").any() for r in runs)
 
     # ------------------------------------------------------------------ what is there
 
@@ -90,6 +105,11 @@ class Study:
 
     # ------------------------------------------------------------------ per-run quantities
 
+    @property
+    def selection_split(self) -> str:
+        """Where rates are chosen and learning is decided: validation when the runs have one."""
+        return "val" if self.has_validation else "eval"
+
     def partner(self, run: Results) -> Results | None:
         """The head-only run with the same seed and task order (the plasticity baseline)."""
         return self.head_only.get((run.spec.seed, run.spec.tasks))
@@ -100,16 +120,16 @@ class Study:
         if base is None:
             return math.nan
         mine, theirs = run.accuracy_matrix(split), base.accuracy_matrix(split)
-        tasks = run.task_names
         if mine.isna().all().all():
             return math.nan
-        return float(np.mean([mine.loc[t, t] - theirs.loc[t, t] for t in tasks]))
+        return float(np.mean([mine.loc[t, t] - theirs.loc[t, t] for t in run.task_names]))
 
     def learned(self, arm: str, lr: float | None = None) -> dict[str, stats.Interval]:
-        """Per task: own-task eval accuracy minus its majority level, over seeds (learned if lo > 0)."""
+        """Per task: own-task accuracy minus its majority level on the selection split, over seeds."""
+        split = self.selection_split
         per_task: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in self.runs_of(arm, lr):
-            R, majority = r.accuracy_matrix(), r.majority()
+            R, majority = r.accuracy_matrix(split), r.majority(split)
             for t in r.task_names:
                 per_task[t][r.spec.seed].append(R.loc[t, t] - majority[t])
         return {
@@ -118,19 +138,21 @@ class Study:
         }
 
     def learned_tasks(self, arm: str, lr: float | None = None) -> list[str]:
-        """Tasks whose own-task accuracy is above the majority level (interval above zero)."""
+        """Tasks shown learned: accuracy above the majority level, the interval above it."""
         return [t for t, i in self.learned(arm, lr).items() if i.n > 1 and i.lo > 0]
 
-    def outcome(self, run: Results, name: str, learned: list[str] | None = None) -> float:
-        """A stability outcome of one run (see OUTCOMES)."""
-        s = run.summary()
+    def earlier(self, tasks: list[str]) -> list[str]:
+        """Those of ``tasks`` trained before the last task in at least one order (forgettable)."""
+        return [t for t in tasks if any(t in order[:-1] for order in self.orders)]
+
+    def outcome(self, run: Results, name: str, tasks: list[str] | None = None) -> float:
+        """A stability outcome of one run; forgetting over ``tasks`` (the learned ones)."""
         if name == "ppl_ratio":
-            return s["ppl_ratio"]
+            return math.log(run.summary()["ppl_ratio"])
         if name == "output_shift":
-            return s["output_shift"]
+            return run.summary()["output_shift"]
         if name == "forgetting":
-            tasks = run.task_names[:-1]
-            keep = [t for t in tasks if learned is None or t in learned]
+            keep = [t for t in run.task_names[:-1] if tasks is None or t in tasks]
             if not keep:
                 return math.nan
             R = run.accuracy_matrix()
@@ -155,31 +177,40 @@ class Study:
         rates = self.rates(arm)
         if arm == "head-only" or len(rates) == 1:
             return rates[0]
+        if not self.has_validation:
+            raise ValueError(
+                f"{arm} ran at {len(rates)} rates but the runs have no validation split to choose "
+                "one on; run with val_size > 0 (choosing on the reported split would bias it)."
+            )
         score = {
             lr: np.mean(list(self.per_seed(arm, lr, self.plasticity).values()) or [-np.inf])
             for lr in rates
         }
         return max(rates, key=lambda lr: score[lr])
 
-    def rate_plasticity(self, arm: str) -> dict[float, float]:
-        """Each rate's validation plasticity, the mean over seeds: where the rate sits on x."""
+    def rate_plasticity(self, arm: str) -> dict[float, stats.Interval]:
+        """Each rate's validation plasticity over seeds: its mean is where the rate sits on x."""
         return {
-            lr: float(np.mean(list(v.values())))
+            lr: i
             for lr in self.rates(arm)
-            if (v := self.per_seed(arm, lr, self.plasticity))
+            if (i := stats.t_interval(list(self.per_seed(arm, lr, self.plasticity).values()))).n
         }
 
-    def frontier(self, arm: str, seed: int, outcome: str) -> tuple[np.ndarray, np.ndarray]:
+    def comparison_tasks(self, a: str, b: str) -> list[str]:
+        """Earlier tasks both arms learned at their operating rates: what forgetting compares."""
+        return self.earlier([t for t in self.learned_tasks(a) if t in self.learned_tasks(b)])
+
+    def frontier(
+        self, arm: str, seed: int, outcome: str, tasks: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One seed's frontier of an arm: ``outcome`` at each rate, placed at the rate's mean
-        validation plasticity (so every seed's frontier spans the same x, and the seed's own
-        noise is in the outcome, where the interval over seeds carries it)."""
-        learned = self.learned_tasks(arm) if outcome == "forgetting" else None
+        validation plasticity (so every seed's frontier spans the same x)."""
         x = self.rate_plasticity(arm)
         points = [
             (
                 lr,
-                x[lr],
-                self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, learned)).get(
+                x[lr].mean,
+                self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, tasks)).get(
                     seed, math.nan
                 ),
             )
@@ -188,21 +219,69 @@ class Study:
         ]
         return stats.frontier(points)
 
+    def _learning_floor(self, arm: str) -> float | None:
+        """The lowest plasticity at which the arm is shown to learn (a rate whose interval is
+        above zero), or None if it never is."""
+        shown = [i.mean for i in self.rate_plasticity(arm).values() if i.n > 1 and i.lo > 0]
+        return min(shown) if shown else None
+
     def compare(self, a: str, b: str, outcome: str) -> Comparison:
         """Arm ``a`` minus arm ``b`` on ``outcome`` at matched validation plasticity, seed by seed.
 
-        The levels are fixed fractions of the plasticity range both arms' frontiers cover; each
-        seed contributes its mean difference over the levels.
+        The levels are fixed fractions of the plasticity range both frontiers cover and both
+        arms are shown to learn in; each seed present in every run of both arms contributes its
+        mean difference over the levels.
         """
+        tasks = self.comparison_tasks(a, b) if outcome == "forgetting" else None
+        empty = stats.t_interval([])
+        if outcome == "forgetting" and not tasks:
+            return Comparison(
+                a, b, outcome, empty, (), (), "no earlier task was learned by both", ()
+            )
         seeds = [
-            s for s in self.seeds if (s in self.per_seed(a, self.rates(a)[0], self.plasticity))
+            s
+            for s in self.seeds
+            if all((arm, lr, s) in self._cells for arm in (a, b) for lr in self.rates(arm))
         ]
-        curves = {(arm, s): self.frontier(arm, s, outcome) for arm in (a, b) for s in seeds}
+        curves = {(arm, s): self.frontier(arm, s, outcome, tasks) for arm in (a, b) for s in seeds}
         common = stats.common_range(list(curves.values()))
-        if common is None or common[1] - common[0] <= 0:
-            empty = stats.t_interval([])
-            return Comparison(a, b, outcome, empty, (), ())
-        levels = tuple(common[0] + f * (common[1] - common[0]) for f in LEVELS)
+        if common is None:
+            return Comparison(
+                a,
+                b,
+                outcome,
+                empty,
+                (),
+                (),
+                "their frontiers reach no common plasticity",
+                tuple(tasks or ()),
+            )
+        floors = [self._learning_floor(arm) for arm in (a, b)]
+        if None in floors:
+            who = " and ".join(arm for arm, f in zip((a, b), floors, strict=True) if f is None)
+            return Comparison(
+                a,
+                b,
+                outcome,
+                empty,
+                (),
+                (),
+                f"{who} is not shown to learn at any rate",
+                tuple(tasks or ()),
+            )
+        lo, hi = max(common[0], *floors), common[1]
+        if hi <= lo:
+            return Comparison(
+                a,
+                b,
+                outcome,
+                empty,
+                (),
+                (),
+                "they reach no common plasticity at which both are shown to learn",
+                tuple(tasks or ()),
+            )
+        levels = tuple(lo + f * (hi - lo) for f in LEVELS)
         diffs = {
             s: [
                 stats.at_plasticity(curves[(a, s)], L) - stats.at_plasticity(curves[(b, s)], L)
@@ -214,12 +293,16 @@ class Study:
             stats.t_interval([diffs[s][i] for s in seeds]) for i in range(len(levels))
         )
         overall = stats.t_interval([float(np.mean(diffs[s])) for s in seeds])
-        return Comparison(a, b, outcome, overall, levels, per_level)
+        return Comparison(a, b, outcome, overall, levels, per_level, "", tuple(tasks or ()))
+
+    @property
+    def _cells(self) -> set[tuple[str, float, int]]:
+        return {(a, lr, s) for a, lr, s, _ in self.index}
 
     def compare_at_rate(self, a: str, b: str, outcome: str, lr: float) -> stats.Interval:
         """Arm ``a`` minus arm ``b`` on ``outcome`` at one shared learning rate (paired by seed)."""
-        learned = self.learned_tasks(a, lr) if outcome == "forgetting" else None
-        value = lambda r: self.outcome(r, outcome, learned)  # noqa: E731
+        tasks = self.comparison_tasks(a, b) if outcome == "forgetting" else None
+        value = lambda r: self.outcome(r, outcome, tasks)  # noqa: E731
         return stats.paired(self.per_seed(a, lr, value), self.per_seed(b, lr, value))
 
     def gain_over_head(
@@ -231,8 +314,11 @@ class Study:
         )
 
     def interval(self, arm: str, outcome: str, lr: float | None = None) -> stats.Interval:
-        """An outcome of an arm at a rate (default: the operating rate), over seeds."""
-        learned = self.learned_tasks(arm, lr) if outcome == "forgetting" else None
+        """An outcome of an arm at a rate (default: its operating rate), over seeds; forgetting
+        over the earlier tasks the arm learned at that rate."""
+        tasks = self.earlier(self.learned_tasks(arm, lr)) if outcome == "forgetting" else None
+        if outcome == "forgetting" and not tasks:
+            return stats.t_interval([])
         return stats.t_interval(
-            list(self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, learned)).values())
+            list(self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, tasks)).values())
         )

@@ -30,8 +30,11 @@ ATTENTION_PRESETS: dict[str, list[str]] = {
     "roberta": ["query", "key", "value"],
     "gpt_neox": ["query_key_value"],
 }
-#: Fused Q/K/V projections: module suffix → number of equal output blocks.
-FUSED_QKV = {"c_attn": 3, "query_key_value": 3}
+#: Fused Q/K/V projections whose output is Q, K, V one after another: suffix → blocks. (GPT-NeoX's
+#: ``query_key_value`` interleaves them per head, so it is not split into three.)
+FUSED_QKV = {"c_attn": 3}
+#: PEFT's shorthand for every Linear/Conv1D layer but the output (LM) head.
+ALL_LINEAR = "all-linear"
 
 
 def base_layer(module: nn.Module) -> nn.Module:
@@ -95,9 +98,17 @@ def matches(name: str, target_modules: list[str] | tuple[str, ...] | set[str] | 
 
 
 def resolve_targets(model: nn.Module, target_modules: list[str] | str | None = None) -> list[str]:
-    """Full names of the modules to adapt: suffix match for a list (as PEFT), fullmatch for a regex."""
+    """Full names of the modules to adapt: suffix match for a list (as PEFT), fullmatch for a
+    regex, every Linear/Conv1D but the LM head for ``"all-linear"``."""
     if target_modules is None:
         target_modules = default_targets(model)
+    if target_modules == ALL_LINEAR:
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        target_modules = [
+            n
+            for n in adaptable_module_names(model)
+            if head is None or model.get_submodule(n) is not head
+        ]
     if not isinstance(target_modules, str):
         wanted = list(target_modules)
         if not wanted or not all(isinstance(t, str) and t for t in wanted):

@@ -68,7 +68,7 @@ def test_zero_u_is_identity_and_factored_forward_matches_dense(kind):
     W = weight_matrix(base).detach()
     dense = x @ (W + 0.7 * C @ U @ R).T + base.bias
     torch.testing.assert_close(layer(x), dense, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(layer.get_delta_weight("default"), 0.7 * C @ U @ R)
+    torch.testing.assert_close(layer.delta_matrix("default"), 0.7 * C @ U @ R)
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
@@ -89,7 +89,7 @@ def test_forward_and_u_gradient_match_the_dense_update(alpha, split, lead):
     grad = U.grad.clone()
     U.grad = None
     W = weight_matrix(base).detach()
-    dense = x @ (W + layer.get_delta_weight("default")).T + base.bias
+    dense = x @ (W + layer.delta_matrix("default")).T + base.bias
     torch.testing.assert_close(out, dense, atol=1e-5, rtol=1e-5)
     dense.pow(2).sum().backward()
     torch.testing.assert_close(grad, U.grad, atol=1e-4, rtol=1e-4)
@@ -156,7 +156,7 @@ def test_split_gives_one_cur_per_block():
     with torch.no_grad():
         U.normal_()
     x = torch.randn(5, 6)
-    delta = layer.get_delta_weight("default")
+    delta = layer.delta_matrix("default")
     torch.testing.assert_close(layer(x), x @ (W + delta).T + base.bias, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(delta, torch.cat([C[b] @ U[b] @ R[b] for b in range(3)]))
 
@@ -221,3 +221,27 @@ def test_bad_alpha_is_refused(alpha):
 def test_unsupported_layer_is_refused():
     with pytest.raises(TypeError, match="Linear"):
         cur_layer(nn.Conv2d(3, 3, 3), 2)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_get_delta_weight_is_in_the_base_weights_layout(kind):
+    base = LAYERS[kind]()
+    layer = cur_layer(base, 3)
+    with torch.no_grad():
+        layer.curlora_U["default"].normal_()
+    delta = layer.get_delta_weight("default")
+    assert delta.shape == base.weight.shape  # in × out for GPT-2 Conv1D, as PEFT's LoRA
+    before = base.weight.detach().clone()
+    layer.merge()
+    torch.testing.assert_close(base.weight - before, delta)
+    layer.unmerge()
+
+
+def test_no_adapter_is_added_while_another_is_merged():
+    base = _linear()
+    layer = cur_layer(base, 3)
+    with torch.no_grad():
+        layer.curlora_U["default"].normal_()
+    layer.merge()
+    with pytest.raises(RuntimeError, match="unmerge_adapter"):
+        layer.update_layer("second", CURLoRAConfig(r=2), "w")

@@ -31,7 +31,9 @@ def test_notebook_hygiene(path):
     assert {"figures_dir", "interactive"} <= set(params) and params["interactive"][1] is True
     for name, (annotation, default) in params.items():
         assert runner._matches(default, annotation), f"{name}: default does not fit {annotation}"
-    assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# ")
+    assert nb["cells"][0]["cell_type"] == "markdown" and "".join(
+        nb["cells"][0]["source"]
+    ).startswith("# ")
     text = json.dumps(nb["cells"])
     assert "$" not in text.replace("\\\\$", ""), "no TeX: the offline report renders no math"
 

@@ -252,3 +252,34 @@ def test_peft_calls_on_smollm2(tmp_path):
     assert torch.equal(loaded(ids).logits, expected)
     merged = loaded.merge_and_unload()
     torch.testing.assert_close(merged(ids).logits, expected, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_an_adapter_loads_onto_the_same_checkpoint_in_lower_precision(tmp_path, dtype):
+    _trained("tiny-llama", CURLoRAConfig(r=4)).save_pretrained(tmp_path)
+    loaded = PeftModel.from_pretrained(load_model("tiny-llama", dtype=dtype)[0], tmp_path)
+    assert next(adapter_layers(loaded))[1].curlora_col_idx["default"].numel() == 4
+
+
+def test_state_dict_without_settings_is_refused():
+    state = get_peft_model_state_dict(_trained("tiny-llama", CURLoRAConfig(r=4)))
+    state = {k: v for k, v in state.items() if "settings" not in k}
+    fresh = get_peft_model(load_model("tiny-llama", seed=1)[0], CURLoRAConfig(r=4))
+    with pytest.raises(ValueError, match="no settings"):
+        peft.set_peft_model_state_dict(fresh, state)
+
+
+def test_all_linear_shorthand_adapts_every_linear_layer_but_the_head():
+    model = get_peft_model(
+        load_model("tiny-llama")[0], CURLoRAConfig(r=2, target_modules="all-linear")
+    )
+    names = [n for n, _ in adapter_layers(model)]
+    assert len(names) == 2 * 7 and not any("lm_head" in n for n in names)
+    assert isinstance(model.peft_config["default"].target_modules, list)
+
+
+def test_reloading_base_weights_of_a_merged_model_is_not_refused():
+    model = _trained("tiny-llama", CURLoRAConfig(r=4))
+    model.merge_adapter()
+    base = {k: v for k, v in model.state_dict().items() if "curlora_" not in k}
+    model.load_state_dict(base, strict=False)  # no adapter keys: nothing to rebuild

@@ -7,7 +7,13 @@ from typing import ClassVar
 from peft.tuners.tuners_utils import BaseTuner
 from torch import nn
 
-from curlora.targets import ATTENTION_PRESETS, SUPPORTED_LAYERS, default_targets, resolve_targets
+from curlora.targets import (
+    ALL_LINEAR,
+    ATTENTION_PRESETS,
+    SUPPORTED_LAYERS,
+    default_targets,
+    resolve_targets,
+)
 from curlora.tuners.config import FactoredConfig
 from curlora.tuners.layer import CURLoRALayer, FactoredLayer, SVDPeerLayer
 
@@ -21,8 +27,11 @@ class FactoredModel(BaseTuner):
     def _prepare_adapter_config(self, peft_config: FactoredConfig, model_config: dict):
         if peft_config.target_modules is None:
             peft_config.target_modules = default_targets(self.model)
-        # Resolve once up front for errors that name the modules a user could pick instead.
-        resolve_targets(self.model, peft_config.target_modules)
+        # Resolve once up front for errors that name the modules a user could pick instead;
+        # "all-linear" becomes the explicit names, so the saved config says what was adapted.
+        names = resolve_targets(self.model, peft_config.target_modules)
+        if peft_config.target_modules == ALL_LINEAR:
+            peft_config.target_modules = names
         return peft_config
 
     def _create_and_replace(
