@@ -421,9 +421,10 @@ def acc_with_uncertainty(runs: list) -> tuple[str, str]:
         return float(np.mean([a.mean() for a in arrays]))
 
     per_run = [[r.correctness(t, last).astype(float) for t in r.task_names] for r in runs]
-    interval = t_interval([acc(a) for a in per_run])
+    i = t_interval([acc(a) for a in per_run])
     se = float(np.median([bootstrap_se(a, acc, seed=k) for k, a in enumerate(per_run)]))
-    return interval.text(3), f"{se:.3f}"
+    text = f"{i.mean:.3f}" if math.isnan(i.se) else f"{i.mean:.3f} [{i.lo:.3f}, {i.hi:.3f}]"
+    return text, f"{se:.3f}"
 
 
 def _percent(log_ratio: Interval) -> str:

@@ -258,17 +258,10 @@ class Study:
             )
         floors = [self._learning_floor(arm) for arm in (a, b)]
         if None in floors:
-            who = " and ".join(arm for arm, f in zip((a, b), floors, strict=True) if f is None)
-            return Comparison(
-                a,
-                b,
-                outcome,
-                empty,
-                (),
-                (),
-                f"{who} is not shown to learn at any rate",
-                tuple(tasks or ()),
-            )
+            who = [arm for arm, f in zip((a, b), floors, strict=True) if f is None]
+            verb = "are" if len(who) > 1 else "is"
+            reason = f"{' and '.join(who)} {verb} not shown to learn at any rate"
+            return Comparison(a, b, outcome, empty, (), (), reason, tuple(tasks or ()))
         lo, hi = max(common[0], *floors), common[1]
         if hi <= lo:
             return Comparison(
