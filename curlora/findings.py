@@ -73,8 +73,18 @@ def reading(
     )
 
 
+def _factor(ratio: float) -> str:
+    """A perplexity ratio as a factor: '×1.82', '×16.4', '×2,420'."""
+    return f"×{ratio:,.0f}" if ratio >= 100 else f"×{ratio:.3g}"
+
+
+#: Ratios reaching this factor read as factors (×16.4), smaller ones as percent changes (+1.13%).
+FACTOR_FROM = 2.0
+
+
 def ratio_reading(log_ratio: Interval, what: str = "the change") -> str:
-    """An interval on the log scale of perplexity (a ratio, or a ratio of ratios) in percent."""
+    """An interval on the log scale of perplexity (a ratio, or a ratio of ratios): in percent
+    for small changes, as factors once it reaches ×2 (a +3,120,503% change reads as ×31,206)."""
     i = log_ratio
     if i.n < 2:
         return (
@@ -82,8 +92,20 @@ def ratio_reading(log_ratio: Interval, what: str = "the change") -> str:
             if i.n == 0
             else f"{(math.exp(i.mean) - 1) * 100:+.2f}% from one seed (no interval)"
         )
-    pct = tuple((math.exp(v) - 1) * 100 for v in (i.mean, i.lo, i.hi))
-    return _phrase(pct, i, (math.exp(i.detectable()) - 1) * 100, "%", 2, what)
+    if max(abs(i.lo), abs(i.hi)) < math.log(FACTOR_FROM):
+        pct = tuple((math.exp(v) - 1) * 100 for v in (i.mean, i.lo, i.hi))
+        return _phrase(pct, i, (math.exp(i.detectable()) - 1) * 100, "%", 2, what)
+    mean, lo, hi = (math.exp(v) for v in (i.mean, i.lo, i.hi))
+    span = f"{_factor(mean)} [{_factor(lo)}, {_factor(hi)}], n = {i.n} seeds"
+    detect = f"smallest detectable factor ≈ {_factor(math.exp(i.detectable()))}"
+    if lo > 1:
+        return f"{span}: {what} is an increase, at least {_factor(lo)} ({detect})"
+    if hi < 1:
+        return f"{span}: {what} is a decrease, to at most {_factor(hi)} ({detect})"
+    return (
+        f"{span}: none shown; a factor above {_factor(hi)} or below {_factor(lo)} is excluded "
+        f"({detect})"
+    )
 
 
 def difference_reading(i: Interval, outcome: str) -> str:
@@ -428,11 +450,15 @@ def acc_with_uncertainty(runs: list) -> tuple[str, str]:
 
 
 def _percent(log_ratio: Interval) -> str:
-    """A log-ratio interval as '+1.23% [+0.50, +2.00]'."""
-    pct = [(math.exp(v) - 1) * 100 for v in (log_ratio.mean, log_ratio.lo, log_ratio.hi)]
+    """A log-ratio interval as '+1.23% [+0.50, +2.00]', or as factors once it reaches ×2."""
+    values = (log_ratio.mean, log_ratio.lo, log_ratio.hi)
     if math.isnan(log_ratio.se):
-        return f"{pct[0]:+.2f}"
-    return f"{pct[0]:+.2f} [{pct[1]:+.2f}, {pct[2]:+.2f}]"
+        values = values[:1]
+    if max(abs(v) for v in values) >= math.log(FACTOR_FROM):
+        shown = [_factor(math.exp(v)) for v in values]
+    else:
+        shown = [f"{(math.exp(v) - 1) * 100:+.2f}%" for v in values]
+    return shown[0] if len(shown) == 1 else f"{shown[0]} [{shown[1]}, {shown[2]}]"
 
 
 def operating_table(study: Study) -> pd.DataFrame:
@@ -454,7 +480,7 @@ def operating_table(study: Study) -> pd.DataFrame:
                 "per-run SE of ACC (bootstrap)": acc_with_uncertainty(runs)[1],
                 "gain over head-only (pts)": "—" if gain is None else gain.text(1, 100),
                 "forgetting, learned tasks (pts)": forgetting.text(1, 100) if forgetting.n else "—",
-                "perplexity change (%)": _percent(ppl),
+                "perplexity change": _percent(ppl),
                 "output shift": shift.text(4) if arm != "head-only" else "0",
                 "seeds": len({r.spec.seed for r in runs}),
             }
