@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,9 @@ def time_suite(profile: str = "cpu") -> dict:
 
     The clone has only what is committed; ``CURLORA_CACHE`` and ``HOME`` point at empty folders,
     so the model conversion, package downloads and every experiment count. The installed
-    packages of this environment are used (creating a virtual environment is not timed).
+    packages of this environment are used (creating a virtual environment is not timed). The
+    clone's rendered report is kept in ``build/suite/<profile>`` (what a fresh clone produces,
+    ready to compare with or replace the committed ``report/<profile>``).
     """
     from curlora.experiment.runner import matmul_rate
 
@@ -39,5 +42,8 @@ def time_suite(profile: str = "cpu") -> dict:
             start = time.perf_counter()
             subprocess.run(cmd, cwd=clone, env=env, check=True)
             timings[key] = time.perf_counter() - start
+        kept = ROOT / "build" / "suite" / profile
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(clone / "report" / profile, kept)
     timings["matmul_gflops"] = matmul_rate()
     return timings

@@ -253,6 +253,32 @@ def run_name(profile: str, overrides: dict[str, Any]) -> str:
     return f"{profile}-{digest[:8]}"
 
 
+#: Parameters that name models or tasks, which may be paths relative to where the runner starts.
+REFERENCE_PARAMETERS = ("model", "models", "tasks")
+
+
+def absolute_references(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with local files and folders among models and tasks made absolute.
+
+    The runner starts wherever the user is, but papermill runs each notebook inside
+    ``notebooks/``: a relative ``reviews.csv`` must name the same file in both places.
+    """
+
+    def absolute(ref: Any) -> Any:
+        if not isinstance(ref, str) or ref.startswith("hub:"):
+            return ref
+        base, sep, query = ref.partition("?")
+        path = Path(base).expanduser()
+        return f"{path.resolve()}{sep}{query}" if path.exists() else ref
+
+    return {
+        k: ([absolute(r) for r in v] if isinstance(v, list) else absolute(v))
+        if k in REFERENCE_PARAMETERS
+        else v
+        for k, v in overrides.items()
+    }
+
+
 def run_suite(
     profile: str = "cpu",
     only: list[str] | None = None,
@@ -270,7 +296,7 @@ def run_suite(
 
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
-    overrides = overrides or {}
+    overrides = absolute_references(overrides or {})
     chosen = notebooks(only)
     plans = []
     for path in chosen:

@@ -152,6 +152,9 @@ def test_your_own_files_and_model_folder_with_one_command(tmp_path, monkeypatch)
         "lrs": {"curlora": [1e-2, 3e-2]},
     }
     lines = []
+    # As a user types it, from the folder holding the files: relative paths, which the runner
+    # resolves before papermill runs the notebook inside notebooks/.
+    monkeypatch.chdir(tmp_path)
     assert (
         runner.main(
             [
@@ -163,9 +166,9 @@ def test_your_own_files_and_model_folder_with_one_command(tmp_path, monkeypatch)
                 "--out",
                 str(tmp_path / "byo"),
                 "-p",
-                f"model={common['model']}",
+                "model=./my-model",
                 "-p",
-                f"tasks={[str(a), str(b), str(c)]!r}",
+                f"tasks={[a.name, b.name, c.name]!r}",
                 "-p",
                 "seeds=[0, 1]",
                 "-p",
@@ -178,6 +181,12 @@ def test_your_own_files_and_model_folder_with_one_command(tmp_path, monkeypatch)
     )
     executed = (tmp_path / "byo" / "notebooks" / "04_forgetting_curves.ipynb").read_text()
     assert "`task0` → `task1` → `task2`" in executed
+    assert runner.absolute_references(
+        {"tasks": ["task0.csv?text=text"], "model": "smollm2-135m"}
+    ) == {
+        "tasks": [f"{a}?text=text"],
+        "model": "smollm2-135m",
+    }
     # A second design on two of the files, then one file edited: only runs that read it recompute.
     two = {**common, "tasks": [str(a), str(b)]}
     three = {**common, "tasks": [str(a), str(b), str(c)]}

@@ -75,7 +75,7 @@ class _Run:
 
         self.spec, self.folder = spec, folder
         self.timings: dict[str, float] = defaultdict(float)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), split_batches=True)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.show = progress and self.accelerator.is_main_process
         with self.timer("load model and adapter"):
             self.lm, self.tok = load_model(spec.model, dtype=DTYPES[spec.dtype])

@@ -1,7 +1,9 @@
 """Training one task: the adapter and the task's new head together, through ``accelerate``.
 
-``split_batches`` keeps the global batch when several processes train (``torchrun``), so a
-multi-process run takes the same optimisation steps as a single process.
+When several processes train one run (``torchrun``), each takes its share of every planned
+batch and scales its loss so that the averaged gradient is the whole batch's: the run takes the
+same optimisation steps as a single process. (accelerate's own loader sharding hands whole
+batches of a length-grouped plan to different processes, or pads the last one with repeats.)
 """
 
 from __future__ import annotations
@@ -49,14 +51,30 @@ def train_task(
     adapter = [p for p in module.backbone.parameters() if p.requires_grad]
     optimizer = _optimizer(adapter, module.head, spec)
     scheduler = _scheduler(optimizer, spec, len(plan))
-    loader = torch.utils.data.DataLoader(encoded, batch_sampler=plan, collate_fn=Collator(pad_id))
-    module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader, scheduler)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if any(len(idx) < world for idx in plan):
+        raise ValueError(
+            f"A batch of {min(map(len, plan))} examples cannot be shared by {world} processes; "
+            f"use batch_size >= {world} and a training split with at least that many examples."
+        )
+    shares = [idx[rank::world] for idx in plan]
+    loader = torch.utils.data.DataLoader(encoded, batch_sampler=shares, collate_fn=Collator(pad_id))
+    module, optimizer = accelerator.prepare(module, optimizer)
     module.train()
     losses = []
-    for batch in tqdm(loader, total=len(plan), desc=desc, disable=not show, leave=False):
+    for batch, idx, share in tqdm(
+        zip(loader, plan, shares, strict=True),
+        total=len(plan),
+        desc=desc,
+        disable=not show,
+        leave=False,
+    ):
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with mixed_precision(accelerator.device, spec.autocast):
             logits = module(batch["input_ids"], batch["attention_mask"])
+        # Gradients are averaged over processes: weigh each share by its size in the batch.
         loss = nn.functional.cross_entropy(logits.float(), batch["labels"])
+        loss = loss * (len(share) * world / len(idx))
         accelerator.backward(loss)
         optimizer.step()
         scheduler.step()
