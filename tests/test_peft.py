@@ -283,3 +283,15 @@ def test_reloading_base_weights_of_a_merged_model_is_not_refused():
     model.merge_adapter()
     base = {k: v for k, v in model.state_dict().items() if "curlora_" not in k}
     model.load_state_dict(base, strict=False)  # no adapter keys: nothing to rebuild
+
+
+def test_fingerprint_sees_every_entry_and_ignores_rounding():
+    from curlora.tuners.layer import SKETCH_TOLERANCE, sketch_difference, weight_fingerprint
+
+    W = torch.randn(300, 200, generator=torch.Generator().manual_seed(0))
+    edited = W.clone()
+    edited[250:, 150:] += 0.5  # far from the first rows and columns
+    rounded = W.to(torch.bfloat16).float()
+    base = weight_fingerprint(W)
+    assert sketch_difference(base, weight_fingerprint(rounded)) < SKETCH_TOLERANCE
+    assert sketch_difference(base, weight_fingerprint(edited)) > 10 * SKETCH_TOLERANCE

@@ -9,7 +9,8 @@ anywhere; identical specs are computed once; two workers given the same spec wai
 On a cluster, point ``CURLORA_RESULTS`` (or ``CURLORA_CACHE``) of every worker at one shared
 folder, e.g. ``Client("tcp://scheduler:8786")`` with workers started as
 ``CURLORA_RESULTS=/shared/curlora dask worker tcp://scheduler:8786 --nthreads 1``; on GPU
-nodes start workers with ``--resources GPU=1`` and pass ``resources={"GPU": 1}``.
+nodes start workers with ``--resources GPU=1`` and pass
+``executor=client.get_executor(resources={"GPU": 1})`` so each spec holds one GPU.
 """
 
 from __future__ import annotations

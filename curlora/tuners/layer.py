@@ -34,7 +34,8 @@ SKETCH_TOLERANCE = 5e-3
 
 
 def weight_fingerprint(W: torch.Tensor) -> torch.Tensor:
-    """A sketch of a weight: W·g and h·W for fixed ±1 vectors g, h, 2 × 64 numbers (float32).
+    """A sketch of a weight: W·g and h·W for fixed ±1 vectors g, h, each projected to 64 numbers
+    by fixed ±1 matrices (so every entry of W counts), 2 × 64 numbers (float32).
 
     A hash of the exact bits would refuse the same checkpoint loaded in another precision
     (fp32 → fp16 → bf16 rounds differently from fp32 → bf16); the sketch moves by the
@@ -42,9 +43,13 @@ def weight_fingerprint(W: torch.Tensor) -> torch.Tensor:
     """
     w = W.detach().to("cpu", torch.float64)
     g = torch.Generator().manual_seed(0)
-    right = torch.randint(0, 2, (w.shape[1],), generator=g, dtype=torch.float64) * 2 - 1
-    left = torch.randint(0, 2, (w.shape[0],), generator=g, dtype=torch.float64) * 2 - 1
-    return torch.cat([(w @ right)[:SKETCH], (left @ w)[:SKETCH]]).float()
+
+    def signs(*shape: int) -> torch.Tensor:
+        return torch.randint(0, 2, shape, generator=g, dtype=torch.float64) * 2 - 1
+
+    right, left = signs(w.shape[1]), signs(w.shape[0])
+    rows, cols = signs(SKETCH, w.shape[0]), signs(w.shape[1], SKETCH)
+    return torch.cat([rows @ (w @ right), (left @ w) @ cols]).float()
 
 
 def sketch_difference(a: torch.Tensor, b: torch.Tensor) -> float:
