@@ -1,5 +1,5 @@
 # Every target does its own set-up: it creates .venv if missing and (re)installs when
-# pyproject.toml or this file changed. See README "Set-up" for GPU machines.
+# pyproject.toml or this file changed. See README "GPU machines and other CPU machines".
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
