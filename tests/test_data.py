@@ -269,7 +269,13 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         data.load_task("no-such-task")
 
 
-def test_registered_tasks_and_task_objects(tmp_path):
+def test_registered_tasks_and_task_objects(tmp_path, monkeypatch):
+    from curlora.data import references
+    from curlora.experiment import preset
+    from curlora.experiment.sweep import _sendable_tasks
+
+    # This test's registrations stay in this test (later tests send the registry to workers).
+    monkeypatch.setattr(references, "_REGISTRY", {})
     frame = _reviews().rename(columns={"review": "text", "stars": "label"})
 
     def build(train_size=None, val_size=0, eval_size=10, seed=0):
@@ -292,6 +298,11 @@ def test_registered_tasks_and_task_objects(tmp_path):
     )
     with pytest.raises(ValueError, match="new, non-empty name"):
         data.register_task("wiki-pairs", build)
+    # Worker processes receive the tasks a sweep uses: a Task object travels, a local function
+    # does not, and the error says what to do.
+    assert set(_sendable_tasks([preset("smoke", tasks=(ref,))])) == {ref}
+    with pytest.raises(ValueError, match="Define the builder at module level"):
+        _sendable_tasks([preset("smoke", tasks=("mine",))])
 
 
 def test_fingerprints_follow_file_content(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -41,7 +42,7 @@ def register_task(name: str, builder: Callable[..., Task] | Task) -> str:
     if not isinstance(name, str) or not name or name in OFFLINE_TASKS or name in HUB_TASKS:
         raise ValueError(f"Cannot register a task as {name!r}: choose a new, non-empty name.")
     if isinstance(builder, Task):
-        builder = _fixed(builder)
+        builder = _Fixed(builder)
     elif not callable(builder):
         raise TypeError(f"register_task needs a Task or a callable, got {type(builder).__name__}.")
     _REGISTRY[name] = builder
@@ -152,10 +153,15 @@ def _hub_task(path: str, options: dict[str, str], sizes: dict) -> Task:
     )
 
 
-def _fixed(task: Task) -> Callable[..., Task]:
-    """A builder over a fixed Task: each split shuffled by the seed and cut to its size."""
+@dataclass(frozen=True, eq=False)
+class _Fixed:
+    """A builder over a fixed Task: each split shuffled by the seed and cut to its size (a class,
+    so worker processes can receive it)."""
 
-    def build(train_size=None, val_size=0, eval_size=None, seed=0) -> Task:
+    task: Task
+
+    def __call__(self, train_size=None, val_size=0, eval_size=None, seed=0) -> Task:
+        task = self.task
         rng = np.random.default_rng(seed)
         train = task.train.iloc[rng.permutation(len(task.train))]
         val = task.val
@@ -184,8 +190,6 @@ def _fixed(task: Task) -> Callable[..., Task]:
             val=cut["val"].reset_index(drop=True),
             description=task.description,
         )
-
-    return build
 
 
 def source_fingerprint(ref: str) -> str:

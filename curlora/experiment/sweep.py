@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 
@@ -44,6 +45,22 @@ def _worker_setup(threads: int, tasks: dict[str, Callable]) -> None:
 def _work(spec: ExperimentSpec, threads: int, tasks: dict[str, Callable]) -> Results:
     _worker_setup(threads, tasks)
     return run(spec, progress=False)
+
+
+def _sendable_tasks(specs: Sequence[ExperimentSpec]) -> dict[str, Callable]:
+    """The registered tasks these specs use, checked to travel to worker processes."""
+    used = {t for spec in specs for t in spec.tasks}
+    tasks = {name: b for name, b in registered_tasks().items() if name in used}
+    for name, builder in tasks.items():
+        try:
+            pickle.dumps(builder)
+        except Exception as error:
+            raise ValueError(
+                f"Task {name!r} was registered with a builder that cannot be sent to worker "
+                f"processes ({error}). Define the builder at module level (not inside a "
+                "function or as a lambda), register a Task object, or run with executor='serial'."
+            ) from error
+    return tasks
 
 
 def default_workers() -> int:
@@ -113,8 +130,9 @@ def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, R
     else:
         pool = executor
         threads = threads or 1
+    tasks = _sendable_tasks(pending)
     try:
-        futures = {pool.submit(_work, spec, threads, registered_tasks()): spec for spec in pending}
+        futures = {pool.submit(_work, spec, threads, tasks): spec for spec in pending}
         for future in cf.as_completed(futures):
             spec = futures[future]
             out[spec.key()] = future.result()
