@@ -57,9 +57,7 @@ class DenseCURLoRA:
 
         for module in model.modules():
             if isinstance(module, FactoredLayer):
-                module._add_update = lambda out, x, name, m=module: (
-                    out + x @ m.delta_matrix(name).T
-                )
+                module._add_update = lambda out, x, name, m=module: out + x @ m.delta_matrix(name).T
 
 
 def _model_step(cfg: dict):
