@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from curlora import data
+from curlora.data import offline
 from curlora.models import load_model
 from curlora.perplexity import perplexity
 
@@ -37,7 +38,7 @@ def test_perplexity_corpus_is_disjoint_from_the_pair_task():
     articles = data.wiki_articles()
     held = set(articles.loc[articles["heldout"], "title"])
     pairs = data.wiki_pairs_frame()
-    assert len(held) == data.WIKI_HELDOUT_ARTICLES and not held & set(pairs["title"])
+    assert len(held) == offline.WIKI_HELDOUT_ARTICLES and not held & set(pairs["title"])
     corpus = data.load_corpus("wiki-heldout")
     assert not any(text in corpus for text in pairs["text"].iloc[:200])
 

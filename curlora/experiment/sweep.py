@@ -18,9 +18,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-import pickle
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing.reduction import ForkingPickler
 
 import torch
 from tqdm.auto import tqdm
@@ -53,7 +53,7 @@ def _sendable_tasks(specs: Sequence[ExperimentSpec]) -> dict[str, Callable]:
     tasks = {name: b for name, b in registered_tasks().items() if name in used}
     for name, builder in tasks.items():
         try:
-            pickle.dumps(builder)
+            ForkingPickler.dumps(builder)  # what the pool will do with it
         except Exception as error:
             raise ValueError(
                 f"Task {name!r} was registered with a builder that cannot be sent to worker "
