@@ -57,7 +57,7 @@ _EVIDENCE = {
 #: sampling's, so each of their rates is a larger step); the SVD peer two (its frontier is a
 #: segment). Not in the committed evidence for want of machine time, and one parameter away:
 #: the reverse order (``orders="paper+reverse"``, 27 more runs) and LoRA at rank 1 (``"lora-r1"``
-#: in ``arms``), each run about 5 minutes on one core.
+#: in ``arms``), each run about 7.5 minutes on one core (benchmarks/NOTES.md).
 _MAIN_ARMS = ["curlora", "lora", "head-only"]
 _SAMPLING_ARMS = ["curlora", "curlora-norm", "curlora-uniform", "svd", "head-only"]
 _EVIDENCE_LRS = {
