@@ -36,7 +36,11 @@ EXECUTORS = ("auto", "serial", "processes")
 
 def _worker_setup(threads: int, tasks: dict[str, Callable]) -> None:
     """Prepare a worker process: its thread count and the tasks registered in the parent."""
+    from transformers.utils import logging as hf_logging
+
     torch.set_num_threads(threads)
+    # The sweep's own bar reports progress; each worker's "Loading weights" bars would interleave.
+    hf_logging.disable_progress_bar()
     for name, builder in tasks.items():
         if name not in registered_tasks():
             register_task(name, builder)
