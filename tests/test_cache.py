@@ -132,6 +132,24 @@ def test_a_local_dask_cluster_runs_a_sweep(tmp_path):
         _same(a, b)
 
 
+def test_adapter_runs_are_submitted_before_head_only_runs():
+    # Longest first: the short head-only runs fill the end of a sweep, not an adapter run.
+    import concurrent.futures as cf
+
+    class Recording(cf.ThreadPoolExecutor):
+        submitted: list[str] = []
+
+        def submit(self, fn, spec, *args):
+            self.submitted.append(spec.method)
+            return super().submit(fn, spec, *args)
+
+    specs = [preset("smoke", **SPEC, method=m, seed=3) for m in ("head-only", "curlora", "lora")]
+    with Recording(1) as pool:
+        results = run_many(specs, executor=pool, progress=False)
+    assert Recording.submitted == ["curlora", "lora", "head-only"]
+    assert [r.spec for r in results] == specs
+
+
 def test_identical_specs_are_computed_once():
     spec = preset("smoke", **SPEC, method="head-only")
     results = run_many([spec, spec, spec.replace(seed=1)], executor="serial", progress=False)

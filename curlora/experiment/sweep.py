@@ -135,6 +135,9 @@ def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, R
         pool = executor
         threads = threads or 1
     tasks = _sendable_tasks(pending)
+    # Longest first: a head-only run costs a fraction of an adapter run, so submitting those last
+    # keeps every worker busy until the end instead of leaving one adapter run alone at the tail.
+    pending = sorted(pending, key=lambda spec: spec.method == "head-only")
     try:
         futures = {pool.submit(_work, spec, threads, tasks): spec for spec in pending}
         for future in cf.as_completed(futures):
