@@ -254,38 +254,51 @@ def verdicts(study: Study) -> list[str]:
                 + "; ".join(gains)
                 + "."
             )
-    if {"curlora", "lora"} <= set(arms) and study.head_only:
-        comparisons = {o: study.compare("curlora", "lora", o) for o in OUTCOMES}
-        labels = []
-        for o, c in comparisons.items():
-            if not c.levels:
-                labels.append(f"{OUTCOMES[o]}: undecided ({c.reason})")
-                continue
-            labels.append(
-                OUTCOMES[o]
-                + ": "
-                + _label(
-                    c.interval,
-                    "CURLoRA lower (**holds**)",
-                    "CURLoRA higher (**contradicted**)",
-                    "no difference shown",
-                )
-            )
-        lines = [comparison_reading(c) for c in comparisons.values()]
-        rate = contrast_rate(study, "curlora", "lora")
-        if rate is not None:
-            same = study.compare_at_rate("curlora", "lora", "ppl_ratio", rate)
-            lines.append(
-                f"for contrast, at one shared rate ({rate:g}, the highest both ran), CURLoRA "
-                f"against LoRA in perplexity ratio: {difference_reading(same, 'ppl_ratio')}"
-            )
-        out.append(
-            "*CURLoRA forgets less than LoRA for the same learning.* "
-            + "; ".join(labels)
-            + ". Each method's frontier across learning rates, read at plasticity levels both "
-            "reach and both are shown to learn at: " + "; ".join(lines) + "."
-        )
+    if "curlora" in arms and study.head_only:
+        out += [
+            equal_learning_verdict(study, peer) for peer in arms if peer.split("-")[0] == "lora"
+        ]
     return out
+
+
+def equal_learning_verdict(study: Study, peer: str) -> str:
+    """CURLoRA against one LoRA arm at matched plasticity on their frontiers (and at one rate)."""
+    comparisons = {o: study.compare("curlora", peer, o) for o in OUTCOMES}
+    labels = []
+    for o, c in comparisons.items():
+        if not c.levels:
+            labels.append(f"{OUTCOMES[o]}: undecided ({c.reason})")
+            continue
+        labels.append(
+            OUTCOMES[o]
+            + ": "
+            + _label(
+                c.interval,
+                "CURLoRA lower (**holds**)",
+                "CURLoRA higher (**contradicted**)",
+                "no difference shown",
+            )
+        )
+    lines = [comparison_reading(c) for c in comparisons.values()]
+    rate = contrast_rate(study, "curlora", peer)
+    if rate is not None:
+        same = study.compare_at_rate("curlora", peer, "ppl_ratio", rate)
+        lines.append(
+            f"for contrast, at one shared rate ({rate:g}, the highest both ran), CURLoRA "
+            f"against {name(peer)} in perplexity ratio: {difference_reading(same, 'ppl_ratio')}"
+        )
+    sizes = {a: study.runs_of(a)[0].parameters.get("adapter") for a in ("curlora", peer)}
+    counted = (
+        f" ({sizes['curlora']:,} against {sizes[peer]:,} adapter parameters)"
+        if all(sizes.values())
+        else ""
+    )
+    return (
+        f"*CURLoRA forgets less than {name(peer)} for the same learning*{counted}. "
+        + "; ".join(labels)
+        + ". Each method's frontier across learning rates, read at plasticity levels both "
+        "reach and both are shown to learn at: " + "; ".join(lines) + "."
+    )
 
 
 def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:

@@ -71,11 +71,19 @@ def fake_run(
     val: float | None = None,
     majority: float = 0.5,
     sampling: str = "inverse",
+    rank: int = 4,
 ) -> Results:
     """A run whose numbers are set: own-task accuracy ``own`` on every task, ``final`` for earlier
     tasks after the last one, perplexity ratio ``ratio``."""
     spec = preset(
-        "smoke", method=method, lr=lr, seed=seed, tasks=TASKS, eval_size=400, sampling=sampling
+        "smoke",
+        method=method,
+        lr=lr,
+        seed=seed,
+        tasks=TASKS,
+        eval_size=400,
+        sampling=sampling,
+        rank=rank,
     )
     rows = []
     for i, after in enumerate(TASKS):
@@ -182,6 +190,32 @@ def test_verdicts_flip_with_the_data():
     assert above.interval.lo > 0 and below.interval.hi < 0
     assert "is positive" in findings.comparison_reading(above)
     assert "is negative" in findings.comparison_reading(below)
+
+
+def test_each_lora_arm_gets_its_own_equal_learning_verdict():
+    # CURLoRA's frontier lies above rank-4 LoRA's and below rank-1 LoRA's: opposite verdicts.
+    runs = []
+    for seed in (0, 1, 2):
+        jitter = 0.002 * seed
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        for k, lr in enumerate((1e-3, 3e-3, 1e-2, 3e-2)):
+            gain = 0.02 * (k + 1)
+            own = 0.6 + gain
+            runs.append(fake_run("curlora", lr, seed, own, own, 1 + gain * (2 + jitter), gain))
+            runs.append(fake_run("lora", lr / 10, seed, own, own, 1 + gain * (1 + jitter), gain))
+            runs.append(fake_run("lora", lr, seed, own, own, 1 + gain * (4 + jitter), gain, rank=1))
+    study = Study(runs, base_rank=4)
+    assert study.arms == ["head-only", "curlora", "lora", "lora-r1"]
+    by_peer = {
+        peer: next(
+            v
+            for v in findings.verdicts(study)
+            if v.startswith(f"*CURLoRA forgets less than {peer} ")
+        )
+        for peer in ("LoRA", "LoRA r1")
+    }
+    assert "CURLoRA higher (**contradicted**)" in by_peer["LoRA"].split(";")[0]
+    assert "CURLoRA lower (**holds**)" in by_peer["LoRA r1"].split(";")[0]
 
 
 def test_frontiers_that_do_not_overlap_are_not_compared():
