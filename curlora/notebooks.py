@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures as cf
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -55,16 +58,18 @@ _EVIDENCE = {
 #: The committed evidence: the paper's task order, three seeds. The sampling variants take three
 #: rates spanning "barely learns" to "near breaking" (their C and R are larger than inverse
 #: sampling's, so each of their rates is a larger step); the SVD peer two (its frontier is a
-#: segment). Not in the committed evidence for want of machine time, and one parameter away:
-#: the reverse order (``orders="paper+reverse"``, 27 more runs) and LoRA at rank 1 (``"lora-r1"``
-#: in ``arms``), each run about 7.5 minutes on one core (benchmarks/NOTES.md).
-_MAIN_ARMS = ["curlora", "lora", "head-only"]
+#: segment). LoRA at rank 1 takes CURLoRA's grid: with the paper's unscaled x·A·B·alpha its
+#: update is about √16 = 4× smaller per step than rank 16's (benchmarks/NOTES.md). Not in the
+#: committed evidence for want of machine time, and one parameter away: the reverse order
+#: (``orders="paper+reverse"``, 39 more runs), each run about 7.5 minutes on one core.
+_MAIN_ARMS = ["curlora", "lora", "lora-r1", "head-only"]
 _SAMPLING_ARMS = ["curlora", "curlora-norm", "curlora-uniform", "svd", "head-only"]
 _EVIDENCE_LRS = {
     "curlora": CURLORA_RATES,
     "curlora-norm": [3e-4, 1e-3, 3e-3],
     "curlora-uniform": [3e-4, 1e-3, 3e-3],
     "lora": LORA_RATES,
+    "lora-r1": CURLORA_RATES,
     "svd": [3e-4, 1e-3],
 }
 _SMOKE = {
@@ -289,9 +294,7 @@ def run_suite(
     log=print,
 ) -> dict:
     """Check, compute, execute and render; returns where things went and per-notebook timings."""
-    import papermill
-
-    from curlora.experiment.sweep import run_many
+    from curlora.experiment.sweep import default_workers, run_many
     from curlora.report import render_site, write_markdown
 
     if profile not in PROFILES:
@@ -326,23 +329,22 @@ def run_suite(
         log(f"experiments: {len(specs)} runs ({len(_missing(specs))} to compute)")
         run_many(specs, executor=executor, desc="experiments")
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    # The experiments are computed above, so the notebooks only read results and draw. Each runs
+    # in its own process (jupyter_client is not thread-safe), one per core at a time: a kernel
+    # spends much of its time starting and importing, which leaves a second core idle.
+    context = multiprocessing.get_context("spawn")
+    workers = min(len(plans), default_workers()) or 1
     rows = []
-    for path, params in plans:
-        params = {**params, "figures_dir": str(figures.resolve()), "interactive": False}
-        log(f"▶ {path.stem}")
-        start = time.perf_counter()
-        with _quiet_kernel():
-            papermill.execute_notebook(
-                str(path),
-                str(out / "notebooks" / path.name),
-                parameters=params,
-                kernel_name="python3",
-                cwd=str(NOTEBOOK_DIR),
-                progress_bar=False,
-                kernel_manager_class=_kernel_manager(out / "kernel.log"),
-            )
-        rows.append({"notebook": path.stem, "seconds": time.perf_counter() - start})
-        log(f"✓ {path.stem} ({rows[-1]['seconds']:.0f} s)")
+    with cf.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {}
+        for path, params in plans:
+            params = {**params, "figures_dir": str(figures.resolve()), "interactive": False}
+            job = (path, out / "notebooks" / path.name, params, out / "kernel.log")
+            futures[pool.submit(execute_notebook, *job)] = path
+        for future in cf.as_completed(futures):
+            rows.append({"notebook": futures[future].stem, "seconds": future.result()})
+            log(f"✓ {rows[-1]['notebook']} ({rows[-1]['seconds']:.0f} s)")
+    rows.sort(key=lambda row: row["notebook"])
     executed = [out / "notebooks" / p.name for p, _ in plans]
     site = render_site(executed, out / "site", title=f"curlora — {profile} profile")
     report = None
@@ -361,6 +363,25 @@ def run_suite(
         "report": report,
         "rows": rows,
     }
+
+
+def execute_notebook(path: Path, target: Path, params: dict[str, Any], kernel_log: Path) -> float:
+    """Execute one notebook with papermill into ``target``; returns the seconds it took."""
+    import papermill
+
+    start = time.perf_counter()
+    # A short private folder: socket paths are limited to about 100 characters.
+    with _quiet_kernel(), tempfile.TemporaryDirectory(prefix="curlora-kernel-") as sockets:
+        papermill.execute_notebook(
+            str(path),
+            str(target),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+            kernel_manager_class=_kernel_manager(kernel_log, Path(sockets)),
+        )
+    return time.perf_counter() - start
 
 
 def _findings(plans, profile: str) -> str:
@@ -388,10 +409,11 @@ def _missing(specs) -> list:
     return [s for s in specs if stages.read_results(stages.run_folder(s)) is None]
 
 
-def _kernel_manager(log: Path):
-    """A kernel manager on IPC sockets (a local kernel needs no TCP ports) whose own chatter —
-    transport notices, shutdown messages — goes to ``log`` instead of the runner's console.
-    Errors in the notebook's code still stop the run with papermill's own report."""
+def _kernel_manager(log: Path, sockets: Path):
+    """A kernel manager on IPC sockets under ``sockets`` (a local kernel needs no TCP ports; its
+    own folder, because kernels started at once would otherwise pick the same socket names) whose
+    own chatter — transport notices, shutdown messages — goes to ``log`` instead of the runner's
+    console. Errors in the notebook's code still stop the run with papermill's own report."""
     from jupyter_client.manager import KernelManager
     from traitlets import default
 
@@ -399,6 +421,10 @@ def _kernel_manager(log: Path):
         @default("transport")
         def _default_transport(self):
             return "ipc"
+
+        @default("ip")
+        def _default_ip(self):
+            return str(sockets / "kernel")
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stderr"] = log.open("a")
