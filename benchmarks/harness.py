@@ -101,11 +101,14 @@ def _model_step(cfg: dict):
 
     # A train step through frozen weights: forward 2 FLOPs per weight per token, backward to
     # the inputs 2 more (no weight gradients); the embedding lookup and adapters are left out.
+    # Head-only has nothing to train below the head, so autograd runs no backward through the
+    # model: its step is the forward alone.
     weights = (
         sum(p.numel() for p in module.backbone.parameters())
         - lm.get_input_embeddings().weight.numel()
     )
-    return step, 4 * weights * ids.numel()
+    per_weight = 2 if method == "head-only" else 4
+    return step, per_weight * weights * ids.numel()
 
 
 def _layer_step(cfg: dict):
