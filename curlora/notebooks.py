@@ -334,12 +334,15 @@ def run_suite(
     # spends much of its time starting and importing, which leaves a second core idle.
     context = multiprocessing.get_context("spawn")
     workers = min(len(plans), default_workers()) or 1
+    # Kernels side by side, each using every core, oversubscribe them: OpenMP's waiting threads
+    # made notebook 01's small matrix work 10× slower beside another kernel.
+    threads = max(1, (os.cpu_count() or 1) // workers)
     rows = []
     with cf.ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {}
         for path, params in plans:
             params = {**params, "figures_dir": str(figures.resolve()), "interactive": False}
-            job = (path, out / "notebooks" / path.name, params, out / "kernel.log")
+            job = (path, out / "notebooks" / path.name, params, out / "kernel.log", threads)
             futures[pool.submit(execute_notebook, *job)] = path
         for future in cf.as_completed(futures):
             rows.append({"notebook": futures[future].stem, "seconds": future.result()})
@@ -365,10 +368,15 @@ def run_suite(
     }
 
 
-def execute_notebook(path: Path, target: Path, params: dict[str, Any], kernel_log: Path) -> float:
-    """Execute one notebook with papermill into ``target``; returns the seconds it took."""
+def execute_notebook(
+    path: Path, target: Path, params: dict[str, Any], kernel_log: Path, threads: int
+) -> float:
+    """Execute one notebook with papermill into ``target`` (its kernel using ``threads`` threads);
+    returns the seconds it took."""
     import papermill
 
+    # This is a worker process of its own: the kernel it starts inherits the setting.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
     # A short private folder: socket paths are limited to about 100 characters.
     with _quiet_kernel(), tempfile.TemporaryDirectory(prefix="curlora-kernel-") as sockets:
