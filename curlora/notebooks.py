@@ -61,7 +61,7 @@ _EVIDENCE = {
 #: segment). LoRA at rank 1 takes CURLoRA's grid: with the paper's unscaled x·A·B·alpha its
 #: update is about √16 = 4× smaller per step than rank 16's (benchmarks/NOTES.md). Not in the
 #: committed evidence for want of machine time, and one parameter away: the reverse order
-#: (``orders="paper+reverse"``, 39 more runs, 15 of them committed; benchmarks/NOTES.md).
+#: (``orders="paper+reverse"``, 39 more runs, 21 of them committed; benchmarks/NOTES.md).
 _MAIN_ARMS = ["curlora", "lora", "lora-r1", "head-only"]
 _SAMPLING_ARMS = ["curlora", "curlora-norm", "curlora-uniform", "svd", "head-only"]
 _EVIDENCE_LRS = {
