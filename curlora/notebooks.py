@@ -330,8 +330,8 @@ def run_suite(
         run_many(specs, executor=executor, desc="experiments")
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     # The experiments are computed above, so the notebooks only read results and draw. Each runs
-    # in its own process (jupyter_client is not thread-safe), one per core at a time: a kernel
-    # spends much of its time starting and importing, which leaves a second core idle.
+    # in its own process (so its kernel inherits that process's thread setting), one per core at a
+    # time: a kernel spends much of its time starting and importing, which leaves a core idle.
     context = multiprocessing.get_context("spawn")
     workers = min(len(plans), default_workers()) or 1
     # Kernels side by side, each using every core, oversubscribe them: OpenMP's waiting threads
