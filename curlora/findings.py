@@ -261,6 +261,22 @@ def verdicts(study: Study) -> list[str]:
     return out
 
 
+def order_verdicts(study: Study) -> str:
+    """The verdicts each task order gives alone (Markdown): does a verdict hinge on the order?"""
+    if len(study.orders) < 2:
+        return (
+            f"One task order was run ({' → '.join(study.orders[0])}), so whether a verdict "
+            'depends on the order is not tested here; run with `orders="paper+reverse"`.'
+        )
+    parts = []
+    for order in study.orders:
+        alone = study.of_order(order)
+        parts.append(
+            f"**{' → '.join(order)} alone**\n\n" + "\n".join(f"- {v}" for v in verdicts(alone)[1:])
+        )
+    return "\n\n".join(parts)
+
+
 def equal_learning_verdict(study: Study, peer: str) -> str:
     """CURLoRA against one LoRA arm at matched plasticity on their frontiers (and at one rate)."""
     comparisons = {o: study.compare("curlora", peer, o) for o in OUTCOMES}
@@ -563,5 +579,7 @@ def summary_markdown(main: Study, ablation: Study | None = None) -> str:
     ]
     if ablation is not None and (text := ablation_verdict(ablation)):
         parts.append(f"- {text}")
+    if len(main.orders) > 1:
+        parts += ["", "The same verdicts from each task order alone:", "", order_verdicts(main)]
     parts += ["", perplexity_noise(main)]
     return "\n".join(parts) + "\n"

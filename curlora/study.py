@@ -65,6 +65,7 @@ class Study:
         if not runs:
             raise ValueError("A study needs at least one run.")
         self.runs = runs
+        self.base_rank = base_rank
         base = runs[0].spec.replace(rank=base_rank) if base_rank else None
         self.index: dict[tuple[str, float, int, tuple], Results] = {}
         for r in runs:
@@ -97,6 +98,16 @@ class Study:
     @property
     def orders(self) -> list[tuple]:
         return list(dict.fromkeys(k[3] for k in self.index))
+
+    def of_order(self, order: tuple) -> Study:
+        """The study of one task order's runs alone, as if only that order had been run."""
+        if order not in self.orders:
+            raise ValueError(
+                f"No runs in task order {' → '.join(order)}; the study has "
+                + "; ".join(" → ".join(o) for o in self.orders)
+                + "."
+            )
+        return Study([r for r in self.runs if r.spec.tasks == order], self.base_rank)
 
     def runs_of(self, arm: str, lr: float | None = None) -> list[Results]:
         """The runs of an arm (at one rate, or its operating rate)."""

@@ -72,6 +72,7 @@ def fake_run(
     majority: float = 0.5,
     sampling: str = "inverse",
     rank: int = 4,
+    tasks: tuple[str, ...] = TASKS,
 ) -> Results:
     """A run whose numbers are set: own-task accuracy ``own`` on every task, ``final`` for earlier
     tasks after the last one, perplexity ratio ``ratio``."""
@@ -80,15 +81,15 @@ def fake_run(
         method=method,
         lr=lr,
         seed=seed,
-        tasks=TASKS,
+        tasks=tasks,
         eval_size=400,
         sampling=sampling,
         rank=rank,
     )
     rows = []
-    for i, after in enumerate(TASKS):
-        for j, task in enumerate(TASKS[: i + 1]):
-            acc = own if j == i else (final if i == len(TASKS) - 1 else own)
+    for i, after in enumerate(tasks):
+        for j, task in enumerate(tasks[: i + 1]):
+            acc = own if j == i else (final if i == len(tasks) - 1 else own)
             hits = "1" * int(round(acc * 400)) + "0" * (400 - int(round(acc * 400)))
             rows.append(
                 {
@@ -120,7 +121,7 @@ def fake_run(
             {"stage": 0, "after_task": None, "perplexity": 10.0, "ratio": 1.0, "nll": [[1.0, 1]]},
             {
                 "stage": 3,
-                "after_task": "c",
+                "after_task": tasks[-1],
                 "perplexity": 10.0 * ratio,
                 "ratio": ratio,
                 "nll": [[1.0 + math.log(ratio), 1]],
@@ -132,7 +133,7 @@ def fake_run(
             [
                 {
                     "stage": 3,
-                    "after_task": "c",
+                    "after_task": tasks[-1],
                     "layer": "l0",
                     "delta_rel": shift,
                     "output_shift": shift,
@@ -271,6 +272,29 @@ def test_ablation_verdict_and_table():
     assert list(table["label"]) == ["CURLoRA vs CURLoRA (norm sampling)"]
     assert abs(table["matched_mean"].iloc[0]) < 0.5  # the same frontier: no difference
     assert "equal learning" in findings.ablation_verdict(study)
+
+
+def test_each_task_order_gets_its_own_verdicts():
+    # Perplexity holds in the paper's order and doubles in the reverse: the verdict hinges on it.
+    reverse = tuple(reversed(TASKS))
+    runs = []
+    for seed in (0, 1, 2):
+        for tasks, ratio in ((TASKS, 1.0), (reverse, 2.0)):
+            runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, tasks=tasks))
+            runs.append(
+                fake_run(
+                    "curlora", 1e-3, seed, 0.7, 0.7, ratio * (1 + 1e-4 * seed), 0.1, tasks=tasks
+                )
+            )
+    study = Study(runs)
+    assert study.of_order(reverse).orders == [reverse]
+    paper_part, reverse_part = findings.order_verdicts(study).split("**c → b → a alone**")
+    assert "**Holds here**" in paper_part and "Contradicted" not in paper_part
+    assert "**Contradicted here**" in reverse_part
+    one = Study([r for r in runs if r.spec.tasks == TASKS])
+    assert "not tested here" in findings.order_verdicts(one)
+    with pytest.raises(ValueError, match="No runs in task order"):
+        one.of_order(reverse)
 
 
 def test_operating_table_carries_both_kinds_of_interval():
