@@ -280,22 +280,34 @@ def order_verdicts(study: Study) -> str:
 def equal_learning_verdict(study: Study, peer: str) -> str:
     """CURLoRA against one LoRA arm at matched plasticity on their frontiers (and at one rate)."""
     comparisons = {o: study.compare("curlora", peer, o) for o in OUTCOMES}
+    holds = (
+        "CURLoRA lower (**holds**)",
+        "CURLoRA higher (**contradicted**)",
+        "no difference shown",
+    )
+    pair = study.matched_pair("curlora", peer) if not comparisons["ppl_ratio"].levels else None
     labels = []
     for o, c in comparisons.items():
-        if not c.levels:
-            labels.append(f"{OUTCOMES[o]}: undecided ({c.reason})")
-            continue
-        labels.append(
-            OUTCOMES[o]
-            + ": "
-            + _label(
-                c.interval,
-                "CURLoRA lower (**holds**)",
-                "CURLoRA higher (**contradicted**)",
-                "no difference shown",
+        if c.levels:
+            labels.append(f"{OUTCOMES[o]}: {_label(c.interval, *holds)}")
+        elif o == "ppl_ratio" and pair is not None:
+            at_pair = study.compare_at_rate("curlora", peer, o, pair[0], pair[1])
+            labels.append(
+                f"{OUTCOMES[o]}: no frontier levels ({c.reason}); at the nearest matched pair of "
+                f"rates, {_label(at_pair, *holds)}"
             )
-        )
+        else:
+            labels.append(f"{OUTCOMES[o]}: undecided ({c.reason})")
     lines = [comparison_reading(c) for c in comparisons.values()]
+    if pair is not None:
+        rate_a, rate_b, gap = pair
+        ppl = study.compare_at_rate("curlora", peer, "ppl_ratio", rate_a, rate_b)
+        lines.append(
+            f"the nearest matched pair of rates, each shown to learn on validation: CURLoRA at "
+            f"{rate_a:g} against {name(peer)} at {rate_b:g}, whose validation gains differ by "
+            f"{reading(gap, 100, ' pts', 1, 'the difference')}; there CURLoRA against "
+            f"{name(peer)} in perplexity ratio: {difference_reading(ppl, 'ppl_ratio')}"
+        )
     rate = contrast_rate(study, "curlora", peer)
     if rate is not None:
         same = study.compare_at_rate("curlora", peer, "ppl_ratio", rate)

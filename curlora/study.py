@@ -303,11 +303,41 @@ class Study:
     def _cells(self) -> set[tuple[str, float, int]]:
         return {(a, lr, s) for a, lr, s, _ in self.index}
 
-    def compare_at_rate(self, a: str, b: str, outcome: str, lr: float) -> stats.Interval:
-        """Arm ``a`` minus arm ``b`` on ``outcome`` at one shared learning rate (paired by seed)."""
+    def compare_at_rate(
+        self, a: str, b: str, outcome: str, lr: float, lr_b: float | None = None
+    ) -> stats.Interval:
+        """Arm ``a`` minus arm ``b`` on ``outcome`` at one shared learning rate, or ``a`` at
+        ``lr`` against ``b`` at ``lr_b`` (paired by seed)."""
         tasks = self.comparison_tasks(a, b) if outcome == "forgetting" else None
         value = lambda r: self.outcome(r, outcome, tasks)  # noqa: E731
-        return stats.paired(self.per_seed(a, lr, value), self.per_seed(b, lr, value))
+        return stats.paired(
+            self.per_seed(a, lr, value), self.per_seed(b, lr if lr_b is None else lr_b, value)
+        )
+
+    def matched_pair(self, a: str, b: str) -> tuple[float, float, stats.Interval] | None:
+        """The rates of ``a`` and ``b``, each shown to learn, whose validation plasticity is
+        closest (paired by seed): (rate of a, rate of b, a − b plasticity), or None.
+
+        The discrete reading of equal learning, for when the frontiers' shown-to-learn parts
+        meet at no interval of plasticity (e.g. each arm is shown to learn at one rate only).
+        """
+        shown = {
+            arm: [lr for lr, i in self.rate_plasticity(arm).items() if i.n > 1 and i.lo > 0]
+            for arm in (a, b)
+        }
+        pairs = [
+            (
+                la,
+                lb,
+                stats.paired(
+                    self.per_seed(a, la, self.plasticity), self.per_seed(b, lb, self.plasticity)
+                ),
+            )
+            for la in shown[a]
+            for lb in shown[b]
+        ]
+        pairs = [p for p in pairs if p[2].n > 1]
+        return min(pairs, key=lambda p: abs(p[2].mean)) if pairs else None
 
     def gain_over_head(
         self, arm: str, lr: float | None = None, split: str = "eval"

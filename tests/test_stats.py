@@ -274,6 +274,39 @@ def test_ablation_verdict_and_table():
     assert "equal learning" in findings.ablation_verdict(study)
 
 
+def _single_rate_learners(curlora_ratio: float) -> Study:
+    """Each adapter shown to learn at one rate only (its gain falls at higher rates), with
+    about equal validation gains there: no frontier levels, one matched pair of rates."""
+    runs = []
+    for seed in (0, 1, 2):
+        j = 0.01 * seed
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, val=0.6))
+        for lr, val, ratio in (
+            (1e-3, 0.63 + j, curlora_ratio),
+            (3e-3, 0.55, 2.0),
+            (1e-2, 0.5, 9.0),
+        ):
+            runs.append(
+                fake_run("curlora", lr, seed, val, val, ratio * (1 + 1e-3 * seed), 0.1, val=val)
+            )
+        for lr, val, ratio in ((3e-4, 0.64 + j, 1.0), (1e-3, 0.52, 3.0), (3e-3, 0.45, 50.0)):
+            runs.append(
+                fake_run("lora", lr, seed, val, val, ratio * (1 + 2e-3 * seed), 0.1, val=val)
+            )
+    return Study(runs)
+
+
+def test_a_matched_pair_of_rates_decides_when_frontiers_cannot():
+    higher = _single_rate_learners(curlora_ratio=1.05)
+    assert not higher.compare("curlora", "lora", "ppl_ratio").levels
+    rate_a, rate_b, gap = higher.matched_pair("curlora", "lora")
+    assert (rate_a, rate_b) == (1e-3, 3e-4) and abs(gap.mean) < 0.02
+    text = findings.equal_learning_verdict(higher, "lora")
+    assert "at the nearest matched pair of rates, CURLoRA higher (**contradicted**)" in text
+    lower = findings.equal_learning_verdict(_single_rate_learners(curlora_ratio=0.95), "lora")
+    assert "at the nearest matched pair of rates, CURLoRA lower (**holds**)" in lower
+
+
 def test_each_task_order_gets_its_own_verdicts():
     # Perplexity holds in the paper's order and doubles in the reverse: the verdict hinges on it.
     reverse = tuple(reversed(TASKS))
