@@ -300,14 +300,7 @@ def equal_learning_verdict(study: Study, peer: str) -> str:
             labels.append(f"{OUTCOMES[o]}: undecided ({c.reason})")
     lines = [comparison_reading(c) for c in comparisons.values()]
     if pair is not None:
-        rate_a, rate_b, gap = pair
-        ppl = study.compare_at_rate("curlora", peer, "ppl_ratio", rate_a, rate_b)
-        lines.append(
-            f"the nearest matched pair of rates, each shown to learn on validation: CURLoRA at "
-            f"{rate_a:g} against {name(peer)} at {rate_b:g}, whose validation gains differ by "
-            f"{reading(gap, 100, ' pts', 1, 'the difference')}; there CURLoRA against "
-            f"{name(peer)} in perplexity ratio: {difference_reading(ppl, 'ppl_ratio')}"
-        )
+        lines.append(pair_reading(study, "curlora", peer, pair))
     rate = contrast_rate(study, "curlora", peer)
     if rate is not None:
         same = study.compare_at_rate("curlora", peer, "ppl_ratio", rate)
@@ -329,6 +322,18 @@ def equal_learning_verdict(study: Study, peer: str) -> str:
     )
 
 
+def pair_reading(study: Study, a: str, b: str, pair: tuple[float, float, Interval]) -> str:
+    """'the nearest matched pair of rates …: a at 1e-3 against b at 3e-4 …' in perplexity ratio."""
+    rate_a, rate_b, gap = pair
+    ppl = study.compare_at_rate(a, b, "ppl_ratio", rate_a, rate_b)
+    return (
+        f"the nearest matched pair of rates, each shown to learn on validation: {name(a)} at "
+        f"{rate_a:g} against {name(b)} at {rate_b:g}, whose validation gains differ by "
+        f"{reading(gap, 100, ' pts', 1, 'the difference')}; there {name(a)} against {name(b)} "
+        f"in perplexity ratio: {difference_reading(ppl, 'ppl_ratio')}"
+    )
+
+
 def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:
     """Does the inversion matter? Eq. 4 sampling against each other sampling mode (and the SVD
     peer) at matched plasticity, and at one rate for contrast."""
@@ -346,11 +351,17 @@ def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:
         same = (
             study.compare_at_rate(reference, other, "ppl_ratio", rate) if rate is not None else None
         )
+        pair = study.matched_pair(reference, other) if not c.levels else None
+        at_pair = (
+            study.compare_at_rate(reference, other, "ppl_ratio", pair[0], pair[1]) if pair else None
+        )
         text = comparison_reading(c)
         if same is not None:
             text += f" (at one rate, {rate:g}: {difference_reading(same, 'ppl_ratio')})"
+        if pair is not None:
+            text += f"; {pair_reading(study, reference, other, pair)}"
         lines.append(text)
-        tags.append(f"against {name(other)}: {_ablation_answer(c, same)}")
+        tags.append(f"against {name(other)}: {_ablation_answer(c, same, at_pair)}")
     return (
         "*Inverted sampling regularises: it forgets less.* **"
         + "; ".join(tags)
@@ -359,9 +370,18 @@ def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:
     )
 
 
-def _ablation_answer(matched: Comparison, same: Interval | None) -> str:
-    """What the two readings together say (no cause is claimed beyond them)."""
+def _ablation_answer(
+    matched: Comparison, same: Interval | None, at_pair: Interval | None = None
+) -> str:
+    """What the readings together say (no cause is claimed beyond them)."""
     at_rate = same is not None and same.n > 1 and (same.hi < 0 or same.lo > 0)
+    if (not matched.levels or matched.interval.n < 2) and at_pair is not None and at_pair.n > 1:
+        return _label(
+            at_pair,
+            "less perplexity change at the nearest matched pair of rates",
+            "more perplexity change at the nearest matched pair of rates",
+            "no difference shown at the nearest matched pair of rates",
+        )
     if not matched.levels or matched.interval.n < 2:
         return "not compared at equal learning" + (" (a difference at one rate)" if at_rate else "")
     if matched.interval.hi < 0:

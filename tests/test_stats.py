@@ -274,7 +274,7 @@ def test_ablation_verdict_and_table():
     assert "equal learning" in findings.ablation_verdict(study)
 
 
-def _single_rate_learners(curlora_ratio: float) -> Study:
+def _single_rate_learners(curlora_ratio: float, peer_sampling: str | None = None) -> Study:
     """Each adapter shown to learn at one rate only (its gain falls at higher rates), with
     about equal validation gains there: no frontier levels, one matched pair of rates."""
     runs = []
@@ -289,9 +289,12 @@ def _single_rate_learners(curlora_ratio: float) -> Study:
             runs.append(
                 fake_run("curlora", lr, seed, val, val, ratio * (1 + 1e-3 * seed), 0.1, val=val)
             )
+        # The peer: LoRA, or CURLoRA with another sampling mode (for the ablation's verdict).
+        method, sampling = ("curlora", peer_sampling) if peer_sampling else ("lora", "inverse")
         for lr, val, ratio in ((3e-4, 0.64 + j, 1.0), (1e-3, 0.52, 3.0), (3e-3, 0.45, 50.0)):
+            ratio *= 1 + 2e-3 * seed
             runs.append(
-                fake_run("lora", lr, seed, val, val, ratio * (1 + 2e-3 * seed), 0.1, val=val)
+                fake_run(method, lr, seed, val, val, ratio, 0.1, val=val, sampling=sampling)
             )
     return Study(runs)
 
@@ -305,6 +308,8 @@ def test_a_matched_pair_of_rates_decides_when_frontiers_cannot():
     assert "at the nearest matched pair of rates, CURLoRA higher (**contradicted**)" in text
     lower = findings.equal_learning_verdict(_single_rate_learners(curlora_ratio=0.95), "lora")
     assert "at the nearest matched pair of rates, CURLoRA lower (**holds**)" in lower
+    ablation = findings.ablation_verdict(_single_rate_learners(1.05, peer_sampling="norm"))
+    assert "more perplexity change at the nearest matched pair of rates" in ablation
 
 
 def test_each_task_order_gets_its_own_verdicts():
