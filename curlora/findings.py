@@ -134,10 +134,18 @@ def comparison_reading(c: Comparison) -> str:
         )
         for L, i in zip(c.levels, c.per_level, strict=True)
     )
+    lo, hi = c.levels[0] * 100, c.levels[-1] * 100
+    # The levels span what both frontiers reach while shown to learn; when that is (almost) one
+    # plasticity, say so rather than print a range like "1.1–1.1" and three equal levels.
+    where = (
+        f"{lo:.2f}–{hi:.2f} points over head-only, about the only plasticity both are shown to "
+        "learn at"
+        if hi - lo < 0.1
+        else f"{lo:.1f}–{hi:.1f} points over head-only (per level {levels})"
+    )
     return (
         f"{name(c.a)} against {name(c.b)}, {what} in {OUTCOMES[c.outcome]}{tasks} at matched "
-        f"validation plasticity {c.levels[0] * 100:.1f}–{c.levels[-1] * 100:.1f} points over "
-        f"head-only (per level {levels}): " + difference_reading(c.interval, c.outcome)
+        f"validation plasticity {where}: " + difference_reading(c.interval, c.outcome)
     )
 
 
@@ -245,7 +253,7 @@ def verdicts(study: Study) -> list[str]:
         gains = []
         for a in (a for a in arms if a != "head-only"):
             g = study.gain_over_head(a)
-            tag = "shown" if g.n > 1 and g.lo > 0 else "not shown"
+            tag = "shown" if g.shown_positive else "not shown"
             gains.append(f"{name(a)} ({tag}) {reading(g, 100, ' pts', 1, 'the gain')}")
         if gains:
             out.append(

@@ -35,6 +35,12 @@ class Interval:
     def df(self) -> int:
         return self.n - 1
 
+    @property
+    def shown_positive(self) -> bool:
+        """Above zero with an interval that measured spread: replicates that all gave the same
+        value (e.g. +1 of 300 validation examples in every seed) have no spread to judge by."""
+        return self.n > 1 and self.se > 0 and self.lo > 0
+
     def detectable(self, power: float = 0.8) -> float:
         """The smallest true effect this design detects with ``power`` (two-sided test at 1 − confidence)."""
         return detectable_effect(self.se, self.df, power, 1 - self.confidence)

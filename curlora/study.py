@@ -150,7 +150,7 @@ class Study:
 
     def learned_tasks(self, arm: str, lr: float | None = None) -> list[str]:
         """Tasks shown learned: accuracy above the majority level, the interval above it."""
-        return [t for t, i in self.learned(arm, lr).items() if i.n > 1 and i.lo > 0]
+        return [t for t, i in self.learned(arm, lr).items() if i.shown_positive]
 
     def earlier(self, tasks: list[str]) -> list[str]:
         """Those of ``tasks`` trained before the last task in at least one order (forgettable)."""
@@ -233,7 +233,7 @@ class Study:
     def _learning_floor(self, arm: str) -> float | None:
         """The lowest plasticity at which the arm is shown to learn (a rate whose interval is
         above zero), or None if it never is."""
-        shown = [i.mean for i in self.rate_plasticity(arm).values() if i.n > 1 and i.lo > 0]
+        shown = [i.mean for i in self.rate_plasticity(arm).values() if i.shown_positive]
         return min(shown) if shown else None
 
     def compare(self, a: str, b: str, outcome: str) -> Comparison:
@@ -322,7 +322,7 @@ class Study:
         meet at no interval of plasticity (e.g. each arm is shown to learn at one rate only).
         """
         shown = {
-            arm: [lr for lr, i in self.rate_plasticity(arm).items() if i.n > 1 and i.lo > 0]
+            arm: [lr for lr, i in self.rate_plasticity(arm).items() if i.shown_positive]
             for arm in (a, b)
         }
         pairs = [

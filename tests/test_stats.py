@@ -25,6 +25,13 @@ def test_t_interval_matches_scipy():
     assert math.isnan(stats.t_interval([1.0]).half) and stats.t_interval([]).n == 0
 
 
+def test_identical_replicates_show_nothing():
+    # Every seed +1 of 300 examples: a zero-width interval above zero, yet no spread measured.
+    assert not stats.t_interval([1 / 300] * 3).shown_positive
+    assert stats.t_interval([0.01, 0.012, 0.011]).shown_positive
+    assert not stats.t_interval([0.01]).shown_positive
+
+
 def test_paired_uses_only_shared_replicates():
     a, b = {0: 0.7, 1: 0.8, 2: 0.75}, {0: 0.6, 1: 0.7, 3: 0.1}
     i = stats.paired(a, b)
@@ -159,7 +166,7 @@ def _study(
         jitter = 0.002 * seed
         runs.append(fake_run("head-only", 0.01, seed, base, base, 1.0, 0.0))
         for k, lr in enumerate((1e-3, 3e-3, 1e-2, 3e-2)):
-            gain = 0.02 * (k + 1)
+            gain = 0.02 * (k + 1) + 2 * jitter  # seeds differ: learning is shown by its spread
             # Perplexity rises with learning; CURLoRA's frontier lies above or below LoRA's.
             cur_ratio = 1 + (0.5 if cross else 1.0) * gain * (2 + jitter)
             lora_ratio = 1 + gain * (1 + jitter) * (2.0 if cross else 1.0)
@@ -200,7 +207,7 @@ def test_each_lora_arm_gets_its_own_equal_learning_verdict():
         jitter = 0.002 * seed
         runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
         for k, lr in enumerate((1e-3, 3e-3, 1e-2, 3e-2)):
-            gain = 0.02 * (k + 1)
+            gain = 0.02 * (k + 1) + 2 * jitter
             own = 0.6 + gain
             runs.append(fake_run("curlora", lr, seed, own, own, 1 + gain * (2 + jitter), gain))
             runs.append(fake_run("lora", lr / 10, seed, own, own, 1 + gain * (1 + jitter), gain))
@@ -249,7 +256,7 @@ def test_ablation_verdict_and_table():
     for seed in (0, 1, 2):
         runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
         for k, lr in enumerate((1e-3, 3e-3, 1e-2)):
-            gain = 0.03 * (k + 1)
+            gain = 0.03 * (k + 1) + 0.004 * seed  # seeds differ: learning is shown by its spread
             runs.append(
                 fake_run(
                     "curlora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain + 0.001 * seed, gain
