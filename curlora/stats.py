@@ -39,7 +39,8 @@ class Interval:
     def shown_positive(self) -> bool:
         """Above zero with an interval that measured spread: replicates that all gave the same
         value (e.g. +1 of 300 validation examples in every seed) have no spread to judge by."""
-        return self.n > 1 and self.se > 0 and self.lo > 0
+        # A spread below 1e-9 is rounding in the mean of equal values, not a measured spread.
+        return self.n > 1 and self.se > 1e-9 and self.lo > 0
 
     def detectable(self, power: float = 0.8) -> float:
         """The smallest true effect this design detects with ``power`` (two-sided test at 1 − confidence)."""
