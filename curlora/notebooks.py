@@ -55,19 +55,32 @@ _EVIDENCE = {
     "eval_size": 400,
     "seeds": [0, 1, 2],
 }
-#: The committed evidence: the paper's task order, three seeds. The sampling variants take three
-#: rates spanning "barely learns" to "near breaking" (their C and R are larger than inverse
-#: sampling's, so each of their rates is a larger step); the SVD peer two (its frontier is a
-#: segment). LoRA at rank 1 takes CURLoRA's grid: with the paper's unscaled x·A·B·alpha its
-#: update is about √16 = 4× smaller per step than rank 16's (benchmarks/NOTES.md). Not in the
-#: committed evidence for want of machine time, and one parameter away: the reverse order
-#: (``orders="paper+reverse"``, 39 more runs, 21 of them committed; benchmarks/NOTES.md).
+#: The committed evidence: three seeds; notebook 04's arms in the paper's task order and its
+#: reverse, the sampling ablation in the paper's order. The sampling variants take three rates
+#: spanning "barely learns" to "near breaking", placed by the scale of their C and R against
+#: eq. 4's (benchmarks/NOTES.md): norm and uniform factors are larger, so their grid moves
+#: down; lowest-norm factors are smaller, so its grid moves up; the reference code's
+#: 1/(p + 0.001) is close to eq. 4's. The SVD peer takes two rates (its frontier is a segment).
+#: LoRA at rank 1 takes CURLoRA's grid: with the paper's unscaled x·A·B·alpha its update is
+#: about √16 = 4× smaller per step than rank 16's (benchmarks/NOTES.md).
 _MAIN_ARMS = ["curlora", "lora", "lora-r1", "head-only"]
-_SAMPLING_ARMS = ["curlora", "curlora-norm", "curlora-uniform", "svd", "head-only"]
+#: CURLoRA with each sampling rule: eq. 4, the reference code's, classical CUR, uniform, lowest-norm.
+_CURLORA_SAMPLINGS = [
+    "curlora",
+    "curlora-inverse_eps",
+    "curlora-norm",
+    "curlora-uniform",
+    "curlora-lowest",
+]
+_SAMPLING_ARMS = [*_CURLORA_SAMPLINGS, "svd", "head-only"]
 _EVIDENCE_LRS = {
-    "curlora": CURLORA_RATES,
+    # 3e-4 too: at 1e-3, the pilot's lowest, CURLoRA already learned most on validation, so
+    # without a lower rate its frontier had no rising part to be read at matched plasticity.
+    "curlora": [3e-4, *CURLORA_RATES],
+    "curlora-inverse_eps": [1e-3, 3e-3, 1e-2],
     "curlora-norm": [3e-4, 1e-3, 3e-3],
     "curlora-uniform": [3e-4, 1e-3, 3e-3],
+    "curlora-lowest": [3e-3, 1e-2, 3e-2],
     "lora": LORA_RATES,
     "lora-r1": CURLORA_RATES,
     "svd": [3e-4, 1e-3],
@@ -114,11 +127,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "01": {},
         "02": {
             **_EVIDENCE,
-            "arms": ["curlora", "curlora-norm", "curlora-uniform", "lora", "svd", "head-only"],
+            "arms": [*_CURLORA_SAMPLINGS, "lora", "svd", "head-only"],
             "lrs": _EVIDENCE_LRS,
         },
         "03": {},
-        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS},
+        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "paper+reverse"},
         "05": {**_EVIDENCE, "arms": _SAMPLING_ARMS, "lrs": _EVIDENCE_LRS},
     },
     "paper": {
