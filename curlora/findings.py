@@ -294,12 +294,14 @@ def equal_learning_verdict(study: Study, peer: str) -> str:
         "no difference shown",
     )
     pair = study.matched_pair("curlora", peer) if not comparisons["ppl_ratio"].levels else None
+    at_pair = (
+        study.compare_at_rate("curlora", peer, "ppl_ratio", pair[0], pair[1]) if pair else None
+    )
     labels = []
     for o, c in comparisons.items():
         if c.levels:
             labels.append(f"{OUTCOMES[o]}: {_label(c.interval, *holds)}")
-        elif o == "ppl_ratio" and pair is not None:
-            at_pair = study.compare_at_rate("curlora", peer, o, pair[0], pair[1])
+        elif o == "ppl_ratio" and at_pair is not None:
             labels.append(
                 f"{OUTCOMES[o]}: no frontier levels ({c.reason}); at the nearest matched pair of "
                 f"rates, {_label(at_pair, *holds)}"
@@ -308,7 +310,7 @@ def equal_learning_verdict(study: Study, peer: str) -> str:
             labels.append(f"{OUTCOMES[o]}: undecided ({c.reason})")
     lines = [comparison_reading(c) for c in comparisons.values()]
     if pair is not None:
-        lines.append(pair_reading(study, "curlora", peer, pair))
+        lines.append(pair_reading("curlora", peer, pair, at_pair))
     rate = contrast_rate(study, "curlora", peer)
     if rate is not None:
         same = study.compare_at_rate("curlora", peer, "ppl_ratio", rate)
@@ -330,10 +332,9 @@ def equal_learning_verdict(study: Study, peer: str) -> str:
     )
 
 
-def pair_reading(study: Study, a: str, b: str, pair: tuple[float, float, Interval]) -> str:
+def pair_reading(a: str, b: str, pair: tuple[float, float, Interval], ppl: Interval) -> str:
     """'the nearest matched pair of rates …: a at 1e-3 against b at 3e-4 …' in perplexity ratio."""
     rate_a, rate_b, gap = pair
-    ppl = study.compare_at_rate(a, b, "ppl_ratio", rate_a, rate_b)
     return (
         f"the nearest matched pair of rates, each shown to learn on validation: {name(a)} at "
         f"{rate_a:g} against {name(b)} at {rate_b:g}, whose validation gains differ by "
@@ -367,7 +368,7 @@ def ablation_verdict(study: Study, reference: str = "curlora") -> str | None:
         if same is not None:
             text += f" (at one rate, {rate:g}: {difference_reading(same, 'ppl_ratio')})"
         if pair is not None:
-            text += f"; {pair_reading(study, reference, other, pair)}"
+            text += f"; {pair_reading(reference, other, pair, at_pair)}"
         lines.append(text)
         tags.append(f"against {name(other)}: {_ablation_answer(c, same, at_pair)}")
     return (
