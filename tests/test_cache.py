@@ -170,3 +170,56 @@ def test_results_are_small_gzip_json():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run(spec, progress=False)  # a sound entry loads without any warning
+
+
+THREE = ("wiki-pairs", "movie-snippets", "tweets-3class")
+
+
+def _trained_tasks(monkeypatch) -> list[str]:
+    from curlora.experiment import runner
+
+    trained: list[str] = []
+    original = runner.train_task
+    monkeypatch.setattr(
+        runner, "train_task", lambda *a, **k: trained.append(a[6]) or original(*a, **k)
+    )
+    return trained
+
+
+@pytest.mark.parametrize("ppl_stages", ["each", "final"])
+def test_orders_sharing_a_first_task_share_its_stage(monkeypatch, ppl_stages):
+    paper = preset("smoke", tasks=THREE, train_size=16, ppl_stages=ppl_stages)
+    other = paper.replace(tasks=("wiki-pairs", "tweets-3class", "movie-snippets"))
+    alone = run(other, progress=False, cache=False)
+    run(paper, progress=False)
+    trained = _trained_tasks(monkeypatch)
+    shared = run(other, progress=False)
+    assert trained == ["train tweets-3class", "train movie-snippets"]  # wiki-pairs was copied
+    _same(alone, shared)
+    pd.testing.assert_frame_equal(alone.layers, shared.layers, rtol=1e-3)
+
+
+def test_a_stage_is_not_shared_where_one_run_measures_perplexity_and_the_other_not(monkeypatch):
+    # With perplexity measured only at the end, a one-task run's stage 0 ends with a
+    # measurement that the two-task run's stage 0 does not make: not the same stage.
+    short = preset("smoke", tasks=("wiki-pairs",), train_size=16, ppl_stages="final")
+    run(short, progress=False)
+    trained = _trained_tasks(monkeypatch)
+    run(short.replace(tasks=("wiki-pairs", "movie-snippets")), progress=False)
+    assert trained == ["train wiki-pairs", "train movie-snippets"]
+
+
+@pytest.mark.parametrize("damage", ["entry", "source"])
+def test_a_broken_shared_stage_is_trained_instead(monkeypatch, damage):
+    paper = preset("smoke", tasks=THREE, train_size=16)
+    other = paper.replace(tasks=("wiki-pairs", "tweets-3class", "movie-snippets"))
+    alone = run(other, progress=False, cache=False)
+    run(paper, progress=False)
+    if damage == "entry":
+        for entry in (run_folder(paper).parent / "shared-stages").iterdir():
+            entry.write_text("{not json")
+    else:
+        (run_folder(paper) / "stage0.safetensors").unlink()
+    trained = _trained_tasks(monkeypatch)
+    _same(alone, run(other, progress=False))
+    assert trained[0] == "train wiki-pairs"

@@ -6,7 +6,9 @@ perplexity with the original LM head, record per-layer change. The adapter (e.g.
 keeps training across tasks; its frozen parts (C, R) are drawn once.
 
 Every finished task is saved in the run's cache folder, so a second call returns instantly and
-an interrupted run resumes from the last finished task.
+an interrupted run resumes from the last finished task. A run whose task order begins like
+another's (wiki → movie → tweets and wiki → tweets → movie) copies those shared first stages
+instead of training them again: nothing in a stage depends on the tasks after it.
 """
 
 from __future__ import annotations
@@ -284,6 +286,8 @@ class _Run:
         records, tensors = (
             stages.load_stages(self.folder, len(self.tasks)) if self.folder else ([], {})
         )
+        if self.folder and stages.adopt_stages(self.folder, spec, len(records)):
+            records, tensors = stages.load_stages(self.folder, len(self.tasks))
         heads = [self.new_head(j) for j in range(len(records))]
         if records:
             params = dict(self.lm.named_parameters())
@@ -317,13 +321,14 @@ class _Run:
             after = task.name
             accuracy = self.accuracy_rows(i + 1, after, heads, "eval", list(range(i + 1)))
             accuracy += self.accuracy_rows(i + 1, after, heads, "val", [i])
-            measure = spec.ppl_stages == "each" or i == len(self.tasks) - 1
             record = {
                 "accuracy": accuracy,
                 "perplexity": {
                     "stage": i + 1,
                     "after_task": after,
-                    "nll": self.perplexity_nll().tolist() if measure else None,
+                    "nll": self.perplexity_nll().tolist()
+                    if spec.measures_perplexity_after(i)
+                    else None,
                 },
                 "layers": self.layer_rows(i + 1, after),
                 "loss": [
@@ -339,6 +344,7 @@ class _Run:
                 for j, h in enumerate(heads):
                     trainables.update({f"head{j}.{k}": v for k, v in h.state_dict().items()})
                 stages.save_stage(self.folder, i, record, trainables)
+                stages.publish_stage(self.folder, spec, i)
             self.accelerator.wait_for_everyone()
             if stop_after_task is not None and i >= stop_after_task:
                 return None, heads

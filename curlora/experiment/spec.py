@@ -155,6 +155,10 @@ class ExperimentSpec:
         fields = {k: v for k, v in self.to_dict().items() if k != "seed"}
         return _hash({**fields, "sources": self.sources()})
 
+    def measures_perplexity_after(self, index: int) -> bool:
+        """Whether the run measures perplexity after its task ``index`` (0-based)."""
+        return self.ppl_stages == "each" or index == len(self.tasks) - 1
+
     def label(self) -> str:
         """A short human name, e.g. 'curlora-r16-lr0.002-s0'."""
         extra = (

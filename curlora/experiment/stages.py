@@ -5,6 +5,10 @@ folder is claimed with a lock while it is computed, so two workers given the sam
 train it twice: the second waits, then reads the first one's results. A cache entry that cannot
 be read (cut short by a full disk or a crashed copy) is set aside with a warning that names it,
 and the run recomputes from the last readable stage.
+
+Runs whose task orders begin alike share those first stages: a finished stage is published
+under a key of everything it depends on (the spec cut to the tasks so far), and a run that
+lacks a stage copies it from any run that published the same key instead of training it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import gzip
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -133,6 +138,44 @@ def load_stages(folder: Path, n_tasks: int) -> tuple[list[dict], dict[str, torch
         records.append(record)
         tensors = stage_tensors
     return records, tensors
+
+
+#: Where finished stages are published for runs whose task orders share a prefix.
+SHARED_STAGES = "shared-stages"
+
+
+def stage_key(spec: ExperimentSpec, index: int) -> str:
+    """What stage ``index`` depends on: the spec cut to its first index + 1 tasks, and whether
+    the run measures perplexity there (two orders with the same prefix get the same key)."""
+    prefix = spec.replace(tasks=spec.tasks[: index + 1])
+    return f"{prefix.key()}-{'ppl' if spec.measures_perplexity_after(index) else 'noppl'}"
+
+
+def publish_stage(folder: Path, spec: ExperimentSpec, index: int) -> None:
+    """Record that ``folder`` holds a finished stage ``index`` for others with the same prefix."""
+    entry = folder.parent / SHARED_STAGES / f"{stage_key(spec, index)}.json"
+    write_text(entry, json.dumps({"folder": folder.name, "stage": index}))
+
+
+def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
+    """Copy stages ``start``, ``start + 1``, … that other runs published for this spec's task
+    prefix into ``folder``; returns how many were copied (they load like the run's own)."""
+    copied = 0
+    for i in range(start, len(spec.tasks)):
+        entry = folder.parent / SHARED_STAGES / f"{stage_key(spec, i)}.json"
+        try:
+            source = folder.parent / json.loads(entry.read_text())["folder"]
+        except (OSError, ValueError, KeyError, TypeError):
+            break  # not published (or an unreadable entry: the stage is computed and republished)
+        # Tensors before the JSON marker, as save_stage writes them.
+        files = [f"stage{i}.safetensors", f"stage{i}.json"]
+        if source == folder or not all((source / f).is_file() for f in files):
+            break
+        for name in files:
+            with atomic_path(folder / name) as tmp:
+                shutil.copyfile(source / name, tmp)
+        copied += 1
+    return copied
 
 
 def shared_json(path: Path, compute) -> dict:
