@@ -8,6 +8,7 @@ the numbers: each sentence is assembled from them, with the thresholds stated wh
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
@@ -269,8 +270,18 @@ def verdicts(study: Study) -> list[str]:
     return out
 
 
-def order_verdicts(study: Study) -> str:
-    """The verdicts each task order gives alone (Markdown): does a verdict hinge on the order?"""
+def paper_verdicts(study: Study) -> list[str]:
+    """The verdicts on the paper's claims, without the design line."""
+    return verdicts(study)[1:]
+
+
+def ablation_verdicts(study: Study) -> list[str]:
+    """The sampling ablation's verdict as a list (empty when its arms are missing)."""
+    return [text] if (text := ablation_verdict(study)) else []
+
+
+def order_verdicts(study: Study, read: Callable[[Study], list[str]] = paper_verdicts) -> str:
+    """The verdicts ``read`` gives on each task order alone (Markdown): does one hinge on the order?"""
     if len(study.orders) < 2:
         return (
             f"One task order was run ({' → '.join(study.orders[0])}), so whether a verdict "
@@ -280,7 +291,7 @@ def order_verdicts(study: Study) -> str:
     for order in study.orders:
         alone = study.of_order(order)
         parts.append(
-            f"**{' → '.join(order)} alone**\n\n" + "\n".join(f"- {v}" for v in verdicts(alone)[1:])
+            f"**{' → '.join(order)} alone**\n\n" + "\n".join(f"- {v}" for v in read(alone))
         )
     return "\n\n".join(parts)
 
@@ -622,5 +633,12 @@ def summary_markdown(main: Study, ablation: Study | None = None) -> str:
         parts.append(f"- {text}")
     if len(main.orders) > 1:
         parts += ["", "The same verdicts from each task order alone:", "", order_verdicts(main)]
+    if ablation is not None and len(ablation.orders) > 1 and ablation_verdicts(ablation):
+        parts += [
+            "",
+            "The sampling ablation from each task order alone:",
+            "",
+            order_verdicts(ablation, ablation_verdicts),
+        ]
     parts += ["", perplexity_noise(main)]
     return "\n".join(parts) + "\n"

@@ -346,6 +346,43 @@ def test_each_task_order_gets_its_own_verdicts():
         one.of_order(reverse)
 
 
+def test_the_sampling_ablation_is_read_per_task_order():
+    # Eq. 4 moves perplexity more than norm sampling in the paper's order, less in the reverse.
+    reverse = tuple(reversed(TASKS))
+    runs = []
+    for seed in (0, 1, 2):
+        for tasks, (eq4, norm) in ((TASKS, (1.05, 1.0)), (reverse, (1.0, 1.05))):
+            runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, tasks=tasks))
+            own = 0.7 + 0.01 * seed
+            for sampling, ratio in (("inverse", eq4), ("norm", norm)):
+                wobble = 1 + 1e-3 * seed * (2 if sampling == "norm" else 1)
+                runs.append(
+                    fake_run(
+                        "curlora",
+                        1e-3,
+                        seed,
+                        own,
+                        own,
+                        ratio * wobble,
+                        0.1,
+                        val=own,
+                        sampling=sampling,
+                        tasks=tasks,
+                    )
+                )
+    study = Study(runs)
+    text = findings.order_verdicts(study, findings.ablation_verdicts)
+    paper_part, reverse_part = text.split("**c → b → a alone**")
+    assert "more perplexity change at the nearest matched pair" in paper_part
+    assert "less perplexity change at the nearest matched pair" in reverse_part
+    assert "The sampling ablation from each task order alone" in findings.summary_markdown(
+        study, study
+    )
+    assert (
+        findings.ablation_verdicts(Study([r for r in runs if r.spec.sampling == "inverse"])) == []
+    )
+
+
 def test_operating_table_carries_both_kinds_of_interval():
     table = findings.operating_table(_study(curlora_forgets=0.1, lora_forgets=0.0))
     assert list(table.index) == ["head-only", "CURLoRA", "LoRA"]
