@@ -55,8 +55,8 @@ _EVIDENCE = {
     "eval_size": 400,
     "seeds": [0, 1, 2],
 }
-#: The committed evidence: three seeds; notebook 04's arms in the paper's task order and its
-#: reverse, the sampling ablation in the paper's order. The sampling variants take three rates
+#: The committed evidence: three seeds; notebook 04's arms and the sampling ablation, each in
+#: the paper's task order and its reverse. The sampling variants take three rates
 #: spanning "barely learns" to "near breaking", placed by the scale of their C and R against
 #: eq. 4's (benchmarks/NOTES.md): norm and uniform factors are larger, so their grid moves
 #: down; lowest-norm factors are smaller, so its grid moves up; the reference code's
@@ -132,7 +132,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "03": {},
         "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "paper+reverse"},
-        "05": {**_EVIDENCE, "arms": _SAMPLING_ARMS, "lrs": _EVIDENCE_LRS},
+        "05": {
+            **_EVIDENCE,
+            "arms": _SAMPLING_ARMS,
+            "lrs": _EVIDENCE_LRS,
+            "orders": "paper+reverse",
+        },
     },
     "paper": {
         "01": {"model": "gpt2-large", "projection": "c_attn", "layers": [0, 18, 35]},
