@@ -209,17 +209,39 @@ def test_a_stage_is_not_shared_where_one_run_measures_perplexity_and_the_other_n
     assert trained == ["train wiki-pairs", "train movie-snippets"]
 
 
-@pytest.mark.parametrize("damage", ["entry", "source"])
+def test_a_longer_sequence_copies_every_stage_of_a_finished_shorter_one(monkeypatch):
+    short = preset("smoke", tasks=THREE[:2], train_size=16)  # perplexity after every task
+    done = run(short, progress=False)
+    trained = _trained_tasks(monkeypatch)
+    longer = run(short.replace(tasks=THREE), progress=False)
+    assert trained == ["train tweets-3class"]
+    _same(run(short.replace(tasks=THREE), progress=False, cache=False), longer)
+    # The copied stages' recorded compute is part of the run's cost.
+    assert longer.timings["train"] > done.timings["train"]
+    trained.clear()
+    run(short.replace(tasks=THREE, seed=1), progress=False)  # another seed shares nothing
+    assert trained[0] == "train wiki-pairs"
+
+
+@pytest.mark.parametrize("damage", ["entry", "missing", "truncated"])
 def test_a_broken_shared_stage_is_trained_instead(monkeypatch, damage):
     paper = preset("smoke", tasks=THREE, train_size=16)
     other = paper.replace(tasks=("wiki-pairs", "tweets-3class", "movie-snippets"))
     alone = run(other, progress=False, cache=False)
     run(paper, progress=False)
+    source = run_folder(paper) / "stage0.safetensors"
     if damage == "entry":
         for entry in (run_folder(paper).parent / "shared-stages").iterdir():
             entry.write_text("{not json")
+    elif damage == "missing":
+        source.unlink()
     else:
-        (run_folder(paper) / "stage0.safetensors").unlink()
+        _damage(source, "truncated")
     trained = _trained_tasks(monkeypatch)
-    _same(alone, run(other, progress=False))
+    if damage == "truncated":  # copied, then found unreadable like any stage of the run's own
+        with pytest.warns(CacheWarning, match="stage0.safetensors"):
+            again = run(other, progress=False)
+    else:
+        again = run(other, progress=False)
+    _same(alone, again)
     assert trained[0] == "train wiki-pairs"

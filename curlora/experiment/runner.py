@@ -8,7 +8,9 @@ keeps training across tasks; its frozen parts (C, R) are drawn once.
 Every finished task is saved in the run's cache folder, so a second call returns instantly and
 an interrupted run resumes from the last finished task. A run whose task order begins like
 another's (wiki → movie → tweets and wiki → tweets → movie) copies those shared first stages
-instead of training them again: nothing in a stage depends on the tasks after it.
+instead of training them again: a stage depends on the tasks after it only through whether
+perplexity is measured there, and the stage's key carries that. A run's timings include the
+recorded cost of stages it reloaded or copied, so they say what the run costs from scratch.
 """
 
 from __future__ import annotations
@@ -283,11 +285,18 @@ class _Run:
 
     def sequence_records(self, initial: np.ndarray, stop_after_task: int | None):
         spec = self.spec
-        records, tensors = (
-            stages.load_stages(self.folder, len(self.tasks)) if self.folder else ([], {})
-        )
-        if self.folder and stages.adopt_stages(self.folder, spec, len(records)):
+        records, tensors = [], {}
+        if self.folder:
+            records, _ = stages.load_stages(self.folder, len(self.tasks))
+            # One process copies; every process then reads the same finished stages.
+            if self.accelerator.is_main_process:
+                stages.adopt_stages(self.folder, spec, len(records))
+            self.accelerator.wait_for_everyone()
             records, tensors = stages.load_stages(self.folder, len(self.tasks))
+        for record in records:
+            # A reloaded or copied stage's compute counts too: timings are the run's full cost.
+            for phase, seconds in record.get("timings", {}).items():
+                self.timings[phase] += seconds
         heads = [self.new_head(j) for j in range(len(records))]
         if records:
             params = dict(self.lm.named_parameters())
@@ -305,6 +314,7 @@ class _Run:
                     )
         for i in range(len(records), len(self.tasks)):
             task = self.tasks[i]
+            before = dict(self.timings)
             heads.append(self.new_head(i))
             torch.manual_seed(task_seed(spec.seed, task.name))  # dropout and anything else global
             with self.timer("train"), self.cast.active():
@@ -335,6 +345,11 @@ class _Run:
                     {"stage": i + 1, "task": after, "step": s, "loss": v}
                     for s, v in enumerate(losses)
                 ],
+            }
+            record["timings"] = {
+                phase: seconds - before.get(phase, 0.0)
+                for phase, seconds in self.timings.items()
+                if seconds != before.get(phase, 0.0)
             }
             records.append(record)
             if self.folder is not None and self.accelerator.is_main_process:

@@ -171,9 +171,12 @@ def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
         files = [f"stage{i}.safetensors", f"stage{i}.json"]
         if source == folder or not all((source / f).is_file() for f in files):
             break
-        for name in files:
-            with atomic_path(folder / name) as tmp:
-                shutil.copyfile(source / name, tmp)
+        try:
+            for name in files:
+                with atomic_path(folder / name) as tmp:
+                    shutil.copyfile(source / name, tmp)
+        except OSError:
+            break  # the source moved (set aside, deleted) while copying: train the stage instead
         copied += 1
     return copied
 
