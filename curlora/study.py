@@ -254,6 +254,13 @@ class Study:
             for s in self.seeds
             if all((arm, lr, s) in self._cells for arm in (a, b) for lr in self.rates(arm))
         ]
+        # An arm never shown to learn is the more basic reason, so it is checked first.
+        floors = [self._learning_floor(arm) for arm in (a, b)]
+        if None in floors:
+            who = [arm for arm, f in zip((a, b), floors, strict=True) if f is None]
+            verb = "are" if len(who) > 1 else "is"
+            reason = f"{' and '.join(who)} {verb} not shown to learn at any rate"
+            return Comparison(a, b, outcome, empty, (), (), reason, tuple(tasks or ()))
         curves = {(arm, s): self.frontier(arm, s, outcome, tasks) for arm in (a, b) for s in seeds}
         common = stats.common_range(list(curves.values()))
         if common is None:
@@ -267,12 +274,6 @@ class Study:
                 "their frontiers reach no common plasticity",
                 tuple(tasks or ()),
             )
-        floors = [self._learning_floor(arm) for arm in (a, b)]
-        if None in floors:
-            who = [arm for arm, f in zip((a, b), floors, strict=True) if f is None]
-            verb = "are" if len(who) > 1 else "is"
-            reason = f"{' and '.join(who)} {verb} not shown to learn at any rate"
-            return Comparison(a, b, outcome, empty, (), (), reason, tuple(tasks or ()))
         lo, hi = max(common[0], *floors), common[1]
         if hi <= lo:
             return Comparison(

@@ -232,14 +232,23 @@ def test_each_lora_arm_gets_its_own_equal_learning_verdict():
 
 def test_frontiers_that_do_not_overlap_are_not_compared():
     runs = []
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        spread = 0.0025 * seed  # both are shown to learn: what keeps them apart is the frontiers
         for k, lr in enumerate((1e-3, 3e-3)):
-            runs.append(fake_run("curlora", lr, seed, 0.62 + 0.01 * k, 0.6, 1.01, 0.01))
-            runs.append(fake_run("lora", lr, seed, 0.80 + 0.05 * k, 0.7, 1.2, 0.1))
+            runs.append(fake_run("curlora", lr, seed, 0.62 + 0.01 * k + spread, 0.6, 1.01, 0.01))
+            runs.append(fake_run("lora", lr, seed, 0.80 + 0.05 * k + spread, 0.7, 1.2, 0.1))
     comparison = Study(runs).compare("curlora", "lora", "ppl_ratio")
     assert not comparison.levels
     assert "reach no common plasticity" in findings.comparison_reading(comparison)
+    # Without spread CURLoRA is not shown to learn: the more basic reason is the one given.
+    flat = [r for r in runs if r.spec.method != "curlora"] + [
+        fake_run("curlora", lr, seed, 0.62 + 0.01 * k, 0.6, 1.01, 0.01)
+        for seed in (0, 1, 2)
+        for k, lr in enumerate((1e-3, 3e-3))
+    ]
+    reason = Study(flat).compare("curlora", "lora", "ppl_ratio").reason
+    assert reason == "curlora is not shown to learn at any rate"
 
 
 def test_operating_rate_is_chosen_on_validation_not_evaluation():
