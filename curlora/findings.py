@@ -629,11 +629,12 @@ def summary_markdown(main: Study, ablation: Study | None = None) -> str:
         "",
         *(f"- {v}" for v in verdicts(main)),
     ]
-    if ablation is not None and (text := ablation_verdict(ablation)):
-        parts.append(f"- {text}")
+    ablation_text = ablation_verdict(ablation) if ablation is not None else None
+    if ablation_text:
+        parts.append(f"- {ablation_text}")
     if len(main.orders) > 1:
         parts += ["", "The same verdicts from each task order alone:", "", order_verdicts(main)]
-    if ablation is not None and len(ablation.orders) > 1 and ablation_verdicts(ablation):
+    if ablation_text and len(ablation.orders) > 1:
         parts += [
             "",
             "The sampling ablation from each task order alone:",
