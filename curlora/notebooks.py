@@ -336,16 +336,16 @@ def run_suite(
     check_inputs(designs)
     specs = list({s.key(): s for d in designs for s in d.specs()}.values())
     if specs:
-        if profile == "evidence" and not recompute:
-            missing = _missing(specs)
-            if missing:
-                raise RuntimeError(
-                    f"{len(missing)} of the evidence profile's {len(specs)} runs are not in "
-                    f"{os.environ['CURLORA_RESULTS']}; pass --recompute to compute them "
-                    "(hours on 2 cores: see benchmarks/RESULTS.md)."
-                )
-        log(f"experiments: {len(specs)} runs ({len(_missing(specs))} to compute)")
-        run_many(specs, executor=executor, desc="experiments")
+        missing = _missing(specs)
+        if missing and profile == "evidence" and not recompute:
+            raise RuntimeError(
+                f"{len(missing)} of the evidence profile's {len(specs)} runs are not in "
+                f"{os.environ['CURLORA_RESULTS']}; pass --recompute to compute them "
+                "(hours on 2 cores: see benchmarks/RESULTS.md)."
+            )
+        log(f"experiments: {len(specs)} runs ({len(missing)} to compute)")
+        if missing:
+            run_many(missing, executor=executor, desc="experiments")
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     # The experiments are computed above, so the notebooks only read results and draw. Each runs
     # in its own process (so its kernel inherits that process's thread setting), one per core at a
@@ -356,7 +356,14 @@ def run_suite(
     # made notebook 01's small matrix work 10× slower beside another kernel.
     threads = max(1, (os.cpu_count() or 1) // workers)
     rows = []
-    with cf.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    reported = profile in REPORTED and not overrides and only is None
+    # The findings page reads the same cached runs as the notebooks: computing it in a thread
+    # of this (otherwise waiting) process overlaps it with them instead of adding it after.
+    with (
+        cf.ProcessPoolExecutor(workers, mp_context=context) as pool,
+        cf.ThreadPoolExecutor(1) as here,
+    ):
+        findings = here.submit(_findings, plans, profile) if reported else None
         futures = {}
         for path, params in plans:
             params = {**params, "figures_dir": str(figures.resolve()), "interactive": False}
@@ -365,16 +372,17 @@ def run_suite(
         for future in cf.as_completed(futures):
             rows.append({"notebook": futures[future].stem, "seconds": future.result()})
             log(f"✓ {rows[-1]['notebook']} ({rows[-1]['seconds']:.0f} s)")
+        findings_text = findings.result() if findings else None
     rows.sort(key=lambda row: row["notebook"])
     executed = [out / "notebooks" / p.name for p, _ in plans]
     site = render_site(executed, out / "site", title=f"curlora — {profile} profile")
     report = None
-    if profile in REPORTED and not overrides and only is None:
+    if reported:
         report = write_markdown(
             executed,
             REPORT_DIR / profile,
             title=f"curlora — {profile} profile",
-            findings=_findings(plans, profile),
+            findings=findings_text,
         )
     return {
         "name": name,

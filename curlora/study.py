@@ -79,6 +79,9 @@ class Study:
             self.index[key] = r
         self.head_only = {(s, t): r for (a, _, s, t), r in self.index.items() if a == "head-only"}
         self.has_validation = any((r.accuracy["split"] == "val").any() for r in runs)
+        # Verdicts ask for the same run's plasticity thousands of times. Keyed by id(run): each
+        # entry keeps its run alive, so no other object can take that id while it is cached.
+        self._plasticity: dict[tuple[int, str], tuple[Results, float]] = {}
 
     # ------------------------------------------------------------------ what is there
 
@@ -127,6 +130,12 @@ class Study:
 
     def plasticity(self, run: Results, split: str = "val") -> float:
         """Mean own-task accuracy gain over head-only (same seed and order), on ``split``."""
+        key = (id(run), split)
+        if key not in self._plasticity:
+            self._plasticity[key] = (run, self._plasticity_of(run, split))
+        return self._plasticity[key][1]
+
+    def _plasticity_of(self, run: Results, split: str) -> float:
         base = self.partner(run)
         if base is None:
             return math.nan

@@ -79,9 +79,18 @@ def _hashes(folder):
 @pytest.mark.notebooks
 def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
+    # Report this profile as the cpu and evidence profiles are, into a temporary folder.
+    monkeypatch.setattr(runner, "REPORTED", ("smoke",))
+    monkeypatch.setattr(runner, "REPORT_DIR", tmp_path / "report")
     committed = _hashes(runner.FIGURES_DIR)
     lines = []
     done = runner.run_suite("smoke", out=tmp_path / "run", log=lines.append)
+    assert done["report"] == tmp_path / "report" / "smoke"
+    page = (done["report"] / "FINDINGS.md").read_text()
+    assert (
+        page.startswith("# Findings (smoke profile)") and "CURLoRA keeps perplexity fixed" in page
+    )
+    assert "(FINDINGS.md)" in (done["report"] / "README.md").read_text()
     assert [r["notebook"][:2] for r in done["rows"]] == ["01", "02", "03", "04", "05"]
     assert any(line.startswith("experiments:") for line in lines)
     assert {line.split(" (")[0] for line in lines if line.startswith("✓")} == {

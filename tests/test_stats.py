@@ -473,3 +473,15 @@ def test_equal_learning_needs_both_methods_shown_to_learn():
             runs.append(fake_run("lora", lr, seed, 0.6 + 0.01 * k + 0.0005 * seed, 0.6, 1.02, 0.02))
     comparison = Study(runs).compare("curlora", "lora", "ppl_ratio")
     assert not comparison.levels and "not shown to learn" in comparison.reason
+
+
+def test_plasticity_is_remembered_per_run_and_split():
+    base = fake_run("head-only", 0.01, 0, 0.6, 0.6, 1.0, 0.0)
+    run = fake_run("curlora", 1e-3, 0, own=0.9, final=0.9, ratio=1.0, shift=0.0, val=0.7)
+    study = Study([base, run])
+    assert study.plasticity(run, "val") == pytest.approx(0.1)
+    assert study.plasticity(run, "eval") == pytest.approx(0.3)
+    assert study.plasticity(run, "val") == pytest.approx(0.1)
+    # A run the study does not hold, asked after the first: its own value, not a remembered one.
+    other = fake_run("curlora", 1e-3, 0, own=0.65, final=0.65, ratio=1.0, shift=0.0, val=0.65)
+    assert study.plasticity(other, "val") == pytest.approx(0.05)

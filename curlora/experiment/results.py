@@ -51,9 +51,12 @@ class Results:
     @property
     def task_names(self) -> list[str]:
         """The tasks' names in training order (as they appear in the records)."""
-        return list(
-            dict.fromkeys(self.accuracy.loc[self.accuracy["split"] == "eval", "after_task"])
-        )
+        if "task_names" not in self._memo:
+            eval_rows = self.accuracy["split"] == "eval"
+            self._memo["task_names"] = list(
+                dict.fromkeys(self.accuracy.loc[eval_rows, "after_task"])
+            )
+        return list(self._memo["task_names"])
 
     def majority(self, split: str = "eval") -> pd.Series:
         """The majority-class accuracy of each task's split (its chance level)."""
