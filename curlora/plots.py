@@ -400,15 +400,20 @@ def accuracy_heatmaps(study: Study, arms: list[str] | None = None) -> Figure:
     return fig
 
 
-def _band(ax, group: pd.DataFrame, value: str, label: str, color: str) -> None:
-    """Mean ± 95% CI of ``value`` per stage over seeds, as a line with a shaded band."""
-    per_seed = group.groupby(["stage", "seed"])[value].mean().reset_index()
-    summary = per_seed.groupby("stage")[value].apply(lambda v: mean_ci(list(v)))
+def _band(ax, group: pd.DataFrame, value: str, label: str, color: str, log: bool = False) -> None:
+    """Mean ± 95% CI of ``value`` per stage over seeds, as a line with a shaded band; with
+    ``log``, the geometric mean and its interval (for ratios)."""
+    values = np.log(group[value]) if log else group[value]
+    per_seed = group.assign(_v=values).groupby(["stage", "seed"])["_v"].mean().reset_index()
+    summary = per_seed.groupby("stage")["_v"].apply(lambda v: mean_ci(list(v)))
     x = summary.index.to_numpy()
     mean = np.array([m for m, _ in summary])
     half = np.nan_to_num(np.array([h for _, h in summary]))  # one seed: no band
+    low, high = mean - half, mean + half
+    if log:
+        mean, low, high = np.exp(mean), np.exp(low), np.exp(high)
     ax.plot(x, mean, "o-", label=label, color=color)
-    ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
+    ax.fill_between(x, low, high, color=color, alpha=0.15)
 
 
 def task_accuracy_curves(study: Study, arms: list[str] | None = None) -> Figure:
@@ -444,8 +449,8 @@ def task_accuracy_curves(study: Study, arms: list[str] | None = None) -> Figure:
 
 
 def perplexity_trajectory(study: Study, arms: list[str] | None = None) -> Figure:
-    """Perplexity of the original LM head after each task, relative to the start (mean ± 95% CI),
-    at each arm's operating rate."""
+    """Perplexity of the original LM head after each task, relative to the start (geometric mean
+    ± 95% CI, log scale), at each arm's operating rate."""
     runs = _operating_runs(study, arms)
     ppl = pd.concat(
         [r.perplexity.assign(arm=arm, seed=r.spec.seed) for arm, rs in runs.items() for r in rs]
@@ -453,11 +458,14 @@ def perplexity_trajectory(study: Study, arms: list[str] | None = None) -> Figure
     fig, axes = _figure(1, 1, width=6)
     ax = axes[0, 0]
     for arm, group in ppl.groupby("arm", sort=False):
-        _band(ax, group, "ratio", arm, _color(arm))
+        # Ratios average on the log scale, as the findings do: an arithmetic band around a
+        # ratio that explodes in one seed reaches below zero.
+        _band(ax, group, "ratio", arm, _color(arm), log=True)
     ax.axhline(1, color="k", lw=0.8)
     ax.set(
+        yscale="log",
         xlabel="after training task # (0 = before)",
-        ylabel="perplexity / initial",
+        ylabel="perplexity / initial (geometric mean)",
         title=f"Language-model forgetting ({_pooled(study)})",
         xticks=sorted(ppl["stage"].unique()),
     )

@@ -94,6 +94,10 @@ def test_result_figures_and_tables(smoke_study):
     assert all(isinstance(f, Figure) for f in figs)
     # Every result figure states how many seeds it pools.
     assert "n = 2 seeds" in figs[6]._suptitle.get_text()
+    # Perplexity ratios are drawn as the findings read them: geometric means, on a log axis.
+    ppl_axis = figs[7].axes[0]
+    bands = [v for c in ppl_axis.collections for v in c.get_paths()[0].vertices[:, 1]]
+    assert ppl_axis.get_yscale() == "log" and min(bands) > 0
     table = findings.comparison_table(study)
     assert "wiki-pairs after movie-snippets" in table.index and "majority class" in table.columns
     assert len(findings.verdicts(study)) >= 4
