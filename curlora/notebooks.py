@@ -131,7 +131,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "lrs": _EVIDENCE_LRS,
         },
         "03": {},
-        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "paper+reverse"},
+        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "all"},
         "05": {
             **_EVIDENCE,
             "arms": _SAMPLING_ARMS,
