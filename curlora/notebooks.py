@@ -366,7 +366,7 @@ def run_suite(
         findings = here.submit(_findings, plans, profile) if reported else None
         futures = {}
         for path, params in plans:
-            params = {**params, "figures_dir": str(figures.resolve()), "interactive": False}
+            params = {**params, "figures_dir": as_notebook_path(figures), "interactive": False}
             job = (path, out / "notebooks" / path.name, params, out / "kernel.log", threads)
             futures[pool.submit(execute_notebook, *job)] = path
         for future in cf.as_completed(futures):
@@ -392,6 +392,13 @@ def run_suite(
         "report": report,
         "rows": rows,
     }
+
+
+def as_notebook_path(folder: Path) -> str:
+    """``folder`` as the notebooks' parameters name it: relative to the notebooks' working
+    directory when inside the project, so executed notebooks name no checkout's path."""
+    folder = folder.resolve()
+    return os.path.relpath(folder, NOTEBOOK_DIR) if folder.is_relative_to(ROOT) else str(folder)
 
 
 def execute_notebook(

@@ -76,6 +76,15 @@ def _hashes(folder):
     }
 
 
+def test_figures_folder_is_named_relative_to_the_notebooks_inside_the_project(tmp_path):
+    # The committed report shows the parameters cell: no checkout's absolute path in it.
+    assert runner.as_notebook_path(runner.FIGURES_DIR) == "../figures"
+    assert runner.as_notebook_path(runner.ROOT / "build" / "runs" / "x" / "figures") == (
+        "../build/runs/x/figures"
+    )
+    assert runner.as_notebook_path(tmp_path) == str(tmp_path.resolve())
+
+
 @pytest.mark.notebooks
 def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
