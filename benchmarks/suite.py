@@ -22,7 +22,7 @@ def time_suite(profile: str = "cpu") -> dict:
     clone's rendered report is kept in ``build/suite/<profile>`` (what a fresh clone produces,
     ready to compare with or replace the committed ``report/<profile>``).
     """
-    from curlora.experiment.runner import matmul_rate
+    from curlora.experiment.precision import matmul_rate
 
     with tempfile.TemporaryDirectory(prefix="curlora-suite-") as tmp:
         tmp = Path(tmp)

@@ -1,8 +1,10 @@
-"""Mixed precision for CPU runs: autocast, and frozen weights cast once instead of on every call."""
+"""Mixed precision: which precision is faster on this machine, autocast, and frozen weights cast once."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from collections.abc import Iterator
 
 import torch
@@ -12,6 +14,41 @@ from torch import nn
 from curlora.targets import SUPPORTED_LAYERS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+#: bf16 autocast is chosen only where bf16 matrix products run at least this many times the fp32
+#: rate. Measured on whole cpu-preset runs (benchmarks/NOTES.md): an AMD EPYC whose bf16
+#: products ran 2.2× its fp32 ones ran 1.7× faster under bf16 autocast; an Intel Xeon without
+#: AMX, whose bf16 products ran at 0.57× fp32, ran 1.7× slower. Autocast adds casts and rounds,
+#: so a machine near parity keeps fp32, the reference precision.
+BF16_MIN_GAIN = 1.25
+
+
+@functools.lru_cache(maxsize=1)
+def matmul_rate() -> dict[str, float]:
+    """This process's matrix-product rate (GFLOP/s) on 2048² in fp32 and bf16: the machine's ceiling."""
+    rates = {}
+    n = 2048
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        g = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
+        a @ b
+        times = []
+        for _ in range(5):
+            sync()
+            start = time.perf_counter()
+            a @ b
+            sync()
+            times.append(time.perf_counter() - start)
+        rates[name] = round(2 * n**3 / sorted(times)[2] / 1e9, 1)
+    return rates
+
+
+def fastest_autocast(rates: dict[str, float] | None = None) -> str | None:
+    """``"bfloat16"`` where this machine multiplies bf16 clearly faster than fp32, else None (fp32)."""
+    rates = rates or matmul_rate()
+    return "bfloat16" if rates["bfloat16"] >= BF16_MIN_GAIN * rates["float32"] else None
 
 
 def mixed_precision(device: torch.device, autocast: str | None):

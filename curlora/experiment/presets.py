@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from curlora.experiment.precision import fastest_autocast
 from curlora.experiment.spec import ExperimentSpec
 
 #: The paper's §6 settings shared by both of its models (hub data, single-pass perplexity).
@@ -40,12 +41,14 @@ PRESETS: dict[str, ExperimentSpec] = {
         ppl_windows=4,
         ppl_max_length=64,
     ),
-    # bf16 autocast: 2.2× faster train steps on an avx512_bf16 CPU (benchmarks/NOTES.md);
-    # 2,048 tokens of perplexity before and after the sequence, as the paper measures it (its
-    # noise is measured in notebook 04); after every task too would double each adapter run's
-    # perplexity time for one intermediate point.
+    # Precision: whichever this machine runs faster (``preset`` measures it; see FASTEST): bf16
+    # autocast ran cpu-preset runs 1.7× faster than fp32 on an AMD EPYC and 1.7× slower on an
+    # Intel Xeon without AMX (benchmarks/NOTES.md). 2,048 tokens of perplexity before and after
+    # the sequence, as the paper measures it (its noise is measured in notebook 04); after every
+    # task too would double each adapter run's perplexity time for one intermediate point.
     "cpu": ExperimentSpec(autocast="bfloat16", ppl_windows=4, ppl_stages="final"),
     # 16,384 tokens of perplexity, before and after the sequence (as the paper measures it).
+    # Always bf16 autocast: its committed results (results/evidence) were computed so.
     "evidence": ExperimentSpec(autocast="bfloat16", ppl_windows=32, ppl_stages="final"),
     "paper-mistral": ExperimentSpec(
         model="mistralai/Mistral-7B-v0.3",
@@ -67,8 +70,16 @@ PRESETS: dict[str, ExperimentSpec] = {
 }
 
 
+#: Presets for exploring on the machine at hand: their precision is this machine's faster one
+#: (``fastest_autocast``), unless ``autocast`` is given. Results differ across CPUs anyway (their
+#: kernels round differently), so nothing reproducible is lost; the run records its choice.
+FASTEST = ("cpu",)
+
+
 def preset(name: str, **changes) -> ExperimentSpec:
-    """A preset spec, optionally with fields changed."""
+    """A preset spec, optionally with fields changed (the ``cpu`` preset's precision measured here)."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    if name in FASTEST and "autocast" not in changes:
+        changes["autocast"] = fastest_autocast()
     return PRESETS[name].replace(**changes)

@@ -16,7 +16,6 @@ recorded cost of stages it reloaded or copied, so they say what the run costs fr
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import platform
 import time
@@ -35,7 +34,7 @@ from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
 from curlora.experiment.evaluate import correct, features, predict
 from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
-from curlora.experiment.precision import DTYPES, FrozenCast, mixed_precision
+from curlora.experiment.precision import DTYPES, FrozenCast, matmul_rate, mixed_precision
 from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
 from curlora.experiment.train import train_head, train_task
@@ -453,28 +452,6 @@ class _Run:
                 }
             )
         return records, heads
-
-
-@functools.lru_cache(maxsize=1)
-def matmul_rate() -> dict[str, float]:
-    """This process's matrix-product rate (GFLOP/s) on 2048² in fp32 and bf16: the machine's ceiling."""
-    rates = {}
-    n = 2048
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        g = torch.Generator().manual_seed(0)
-        a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
-        a @ b
-        times = []
-        for _ in range(5):
-            sync()
-            start = time.perf_counter()
-            a @ b
-            sync()
-            times.append(time.perf_counter() - start)
-        rates[name] = round(2 * n**3 / sorted(times)[2] / 1e9, 1)
-    return rates
 
 
 def environment() -> dict:
