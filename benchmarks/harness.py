@@ -70,7 +70,7 @@ def _model_step(cfg: dict):
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     lm, tok = load_model(cfg["model"], dtype=dtype)
     method = cfg["method"].removesuffix("-dense").removesuffix("-bf16")
-    # The bf16 rows train as the cpu preset does: eager attention, frozen weights cast once,
+    # The bf16 rows train as the evidence preset does: eager attention, frozen weights cast once,
     # autocast; the fp32 rows keep the library defaults (SDPA attention, fp32).
     bf16 = cfg["method"].endswith("-bf16")
     if bf16:

@@ -18,7 +18,7 @@ def plan(quick: bool) -> dict[str, dict]:
         return {"repeats": n, "configs": [{**common, **cfg, "method": m} for m in methods]}
 
     return {
-        f"train step, {model} q/k/v r{rank}, batch 8×{tokens}, bf16 autocast as the cpu preset": group(
+        f"train step, {model} q/k/v r{rank}, batch 8×{tokens}, bf16 autocast as the evidence preset": group(
             repeats,
             ("curlora-bf16", "lora-bf16", "head-only-bf16"),
             kind="model",

@@ -116,7 +116,7 @@ def report(
                 f"- examples/s: {speed}",
                 f"- batching alone (same precision): ×{fp32:.1f} in fp32, ×{bf16:.1f} under "
                 "bf16 autocast",
-                f"- the cpu preset's evaluation (batched, bf16 autocast) over the reference's "
+                f"- the evidence preset's evaluation (batched, bf16 autocast) over the reference's "
                 f"loop (one text per forward, fp32): ×{shipped:.1f}",
                 "",
             ]

@@ -24,7 +24,7 @@ def test_quick_benchmark_writes_a_report(tmp_path):
         "examples/s",
         "share of the matrix-product ceiling",
         "batching alone (same precision)",
-        "bf16 autocast as the cpu preset",
+        "bf16 autocast as the evidence preset",
         "## Experiments per hour",
         "new, worker processes",
         "## Targets",

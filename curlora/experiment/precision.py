@@ -16,10 +16,10 @@ from curlora.targets import SUPPORTED_LAYERS
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 #: bf16 autocast is chosen only where bf16 matrix products run at least this many times the fp32
-#: rate. Measured on whole cpu-preset runs (benchmarks/NOTES.md): an AMD EPYC whose bf16
-#: products ran 2.2× its fp32 ones ran 1.7× faster under bf16 autocast; an Intel Xeon without
-#: AMX, whose bf16 products ran at 0.57× fp32, ran 1.7× slower. Autocast adds casts and rounds,
-#: so a machine near parity keeps fp32, the reference precision.
+#: rate. A margin, not a measured break-even: autocast adds casts of activations and rounds
+#: more, so near parity fp32, the reference precision, is kept. The two machines measured
+#: (benchmarks/NOTES.md) sit far from it: bf16 at 2.1–2.9× fp32 on an AMD EPYC, 0.5× on an
+#: Intel Xeon without AMX.
 BF16_MIN_GAIN = 1.25
 
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from curlora.experiment.precision import fastest_autocast
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from curlora.experiment import stages
+from curlora.experiment.precision import fastest_autocast, matmul_rate
 from curlora.experiment.spec import ExperimentSpec
+from curlora.storage import results_root, safe_name
 
 #: The paper's §6 settings shared by both of its models (hub data, single-pass perplexity).
 _PAPER_COMMON = dict(
@@ -41,12 +49,11 @@ PRESETS: dict[str, ExperimentSpec] = {
         ppl_windows=4,
         ppl_max_length=64,
     ),
-    # Precision: whichever this machine runs faster (``preset`` measures it; see FASTEST): bf16
-    # autocast ran cpu-preset runs 1.7× faster than fp32 on an AMD EPYC and 1.7× slower on an
-    # Intel Xeon without AMX (benchmarks/NOTES.md). 2,048 tokens of perplexity before and after
-    # the sequence, as the paper measures it (its noise is measured in notebook 04); after every
-    # task too would double each adapter run's perplexity time for one intermediate point.
-    "cpu": ExperimentSpec(autocast="bfloat16", ppl_windows=4, ppl_stages="final"),
+    # Precision: ``autocast`` here is a placeholder; ``preset`` sets this machine's (see
+    # MACHINE_PRECISION). 2,048 tokens of perplexity before and after the sequence, as the paper
+    # measures it (its noise is measured in notebook 04); after every task too would double each
+    # adapter run's perplexity time for one intermediate point.
+    "cpu": ExperimentSpec(autocast=None, ppl_windows=4, ppl_stages="final"),
     # 16,384 tokens of perplexity, before and after the sequence (as the paper measures it).
     # Always bf16 autocast: its committed results (results/evidence) were computed so.
     "evidence": ExperimentSpec(autocast="bfloat16", ppl_windows=32, ppl_stages="final"),
@@ -70,16 +77,56 @@ PRESETS: dict[str, ExperimentSpec] = {
 }
 
 
-#: Presets for exploring on the machine at hand: their precision is this machine's faster one
-#: (``fastest_autocast``), unless ``autocast`` is given. Results differ across CPUs anyway (their
-#: kernels round differently), so nothing reproducible is lost; the run records its choice.
-FASTEST = ("cpu",)
+#: Presets for exploring on the machine at hand: their precision is the machine's faster one
+#: (a train step under bf16 autocast took 0.59× the fp32 time on an AMD EPYC; on an Intel Xeon
+#: without AMX whole runs took 1.69× as long: benchmarks/NOTES.md). The cpu profile's
+#: results differ across kinds of CPU anyway, as their kernels round differently.
+MACHINE_PRECISION = ("cpu",)
+#: Environment variable that fixes that precision instead: ``bfloat16`` or ``float32``.
+AUTOCAST_ENV = "CURLORA_AUTOCAST"
+
+
+def machine_autocast() -> str | None:
+    """This machine's precision for the cpu preset: ``"bfloat16"`` (autocast) or None (fp32).
+
+    Measured once per kind of machine and kept beside the results, so every process of a run
+    (the runner, its workers, each notebook's kernel) and every later session choose alike; a
+    measurement taken under load can then never split one design across two precisions.
+    """
+    chosen = os.environ.get(AUTOCAST_ENV)
+    if chosen:
+        if chosen not in ("bfloat16", "float32"):
+            raise ValueError(
+                f"{AUTOCAST_ENV}={chosen!r} is not a precision; set it to bfloat16 (autocast) or "
+                "float32, or unset it to use this machine's faster one."
+            )
+        return None if chosen == "float32" else chosen
+    machine = _machine()
+    path = results_root() / "machine-precision" / f"{safe_name(machine)}.json"
+
+    def measure() -> dict:
+        rates = matmul_rate()
+        return {"machine": machine, "matmul_gflops": rates, "autocast": fastest_autocast(rates)}
+
+    return stages.shared_json(path, measure)["autocast"]
+
+
+def _machine() -> str:
+    """The arithmetic that decides the choice: the processor (or GPU) and the torch build."""
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name()
+    else:
+        cpuinfo = Path("/proc/cpuinfo")
+        lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+        models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        device = models[0] if models else platform.processor() or platform.machine()
+    return f"{device} torch-{torch.__version__}"
 
 
 def preset(name: str, **changes) -> ExperimentSpec:
-    """A preset spec, optionally with fields changed (the ``cpu`` preset's precision measured here)."""
+    """A preset spec, optionally with fields changed (the cpu preset at this machine's precision)."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    if name in FASTEST and "autocast" not in changes:
-        changes["autocast"] = fastest_autocast()
+    if name in MACHINE_PRECISION and "autocast" not in changes:
+        changes["autocast"] = machine_autocast()
     return PRESETS[name].replace(**changes)
