@@ -2,9 +2,12 @@
 
 "Old" is the engine this project had before its second wave (``curlora.continual`` at commit
 ``BASELINE``), checked out into a temporary git worktree and run as it was; "new" is this
-checkout's engine on the same experiment (same model, tasks, sizes, precision), first in one
-process using every core, then on one worker process per core. Each is timed as a whole
-process on empty results, so loading, training, evaluation and perplexity all count.
+checkout's engine on the same experiment (same model, tasks, sizes), first in one process using
+every core, then on one worker process per core, both under bf16 autocast as the old cpu preset
+ran on every machine (so their ratio to "old" is the engine's alone); last on workers at the
+precision the cpu preset now picks on this machine (what a user of the cpu preset gets here:
+float32 where bf16 products are not clearly faster). Each is timed as a whole process on empty
+results, so loading, training, evaluation and perplexity all count.
 
 The sweep is two seeds of the four methods (8 runs), the smallest with a whole number of runs per
 worker on 2 cores: with four runs of unequal length, one worker would finish early and the
@@ -26,17 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "7f2d97a"
 METHODS = ("curlora", "lora", "head-only", "svd")
 SEEDS = ("0", "1")
+#: The row timing the cpu preset as it runs on this machine (its precision chosen by measurement).
+PRESET_ROW = "new, worker processes, the cpu preset's precision here ({precision})"
 
 NEW = textwrap.dedent("""
     import sys
     from curlora.experiment import preset, run_many
-    quick, executor = sys.argv[1] == "quick", sys.argv[2]
+    quick, executor, precision = sys.argv[1] == "quick", sys.argv[2], sys.argv[3]
     # The old cpu preset's experiment: 3 tasks, 200 train / 100 eval examples, 1,024 perplexity
     # tokens in two windows of 512 after every task; no validation split (the old engine had
-    # none); bf16 autocast as the old preset, whatever precision the cpu preset picks here, so
-    # the ratio is the engine's alone.
-    old_cpu = dict(val_size=0, eval_size=100, ppl_windows=2, ppl_stages="each", autocast="bfloat16")
+    # none). The precision is given, never measured here: the measurement would be timed too.
+    old_cpu = dict(val_size=0, eval_size=100, ppl_windows=2, ppl_stages="each")
     base = preset("smoke") if quick else preset("cpu", **old_cpu)
+    base = base.replace(autocast=None if precision == "float32" else precision)
     if quick:
         base = base.replace(val_size=0)
     seeds = [0] if quick else [0, 1]
@@ -55,6 +60,10 @@ def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
 
 def time_engines(quick: bool) -> dict:
     """Wall time and experiments per hour of the old engine and the new one (serial, workers)."""
+    from curlora.experiment.presets import machine_autocast
+
+    # Decided here, from this machine's kept measurement, so that no timed process measures it.
+    precision = machine_autocast() or "float32"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     rows = {}
     with tempfile.TemporaryDirectory(prefix="curlora-engines-") as tmp:
@@ -96,12 +105,14 @@ def time_engines(quick: bool) -> dict:
                 )
         script = tmp / "new.py"
         script.write_text(NEW)
-        for name, executor in (
-            ("new, one process", "serial"),
-            ("new, worker processes", "processes"),
+        here = PRESET_ROW.format(precision=precision)
+        for name, executor, autocast in (
+            ("new, one process", "serial", "bfloat16"),
+            ("new, worker processes", "processes", "bfloat16"),
+            (here, "processes", precision),
         ):
-            results = tmp / name.replace(" ", "-").replace(",", "")
-            cmd = [sys.executable, str(script), "quick" if quick else "full", executor]
+            results = tmp / f"new-{len(rows)}"
+            cmd = [sys.executable, str(script), "quick" if quick else "full", executor, autocast]
             rows[name] = {"seconds": _timed(cmd, ROOT, {**env, "CURLORA_RESULTS": str(results)})}
     runs = len(METHODS) * (1 if quick else len(SEEDS))
     for row in rows.values():
@@ -112,10 +123,12 @@ def time_engines(quick: bool) -> dict:
         + (
             "; smoke sizes"
             if quick
-            else "; SmolLM2-135M, 3 tasks × 200 training / 100 evaluation examples, bf16 autocast"
+            else "; SmolLM2-135M, 3 tasks × 200 training / 100 evaluation examples"
         )
         + f") on empty results. Old: `curlora.continual` at {BASELINE} in a git worktree"
         + ("" if "old" in rows else " — not measured: that commit is not in this clone's history")
-        + "."
+        + ". Old and the first two new rows run under bf16 autocast, as the old cpu preset did on "
+        "every machine, so their ratio is the engine's alone; the last runs at the precision the "
+        f"cpu preset picks on this machine ({precision}), as a user of it gets."
     )
-    return {"what": what, "rows": rows}
+    return {"what": what, "rows": rows, "preset_row": here}

@@ -187,9 +187,20 @@ def engine_section(engines: dict, targets: list) -> list[str]:
         for name, row in engines["rows"].items():
             if name != "old":
                 lines.append(f"- {name} / old: ×{row['per_hour'] / old:.2f}")
-        best = max(r["per_hour"] for n, r in engines["rows"].items() if n != "old")
+        # The target is the cpu preset's experiments per hour as a user gets them here; the
+        # bf16 rows beside it say how much of that is the engine alone.
+        here = engines["rows"][engines["preset_row"]]["per_hour"]
+        engine = max(
+            r["per_hour"]
+            for n, r in engines["rows"].items()
+            if n not in ("old", engines["preset_row"])
+        )
         targets.append(
-            ("experiments per hour ≥ 2× the old engine", best >= 2 * old, f"×{best / old:.2f}")
+            (
+                "experiments per hour on the cpu preset ≥ 2× the old engine",
+                here >= 2 * old,
+                f"×{here / old:.2f} (the engine alone, both in bf16: ×{engine / old:.2f})",
+            )
         )
     lines.append("")
     return lines

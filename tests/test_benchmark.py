@@ -27,6 +27,7 @@ def test_quick_benchmark_writes_a_report(tmp_path):
         "bf16 autocast as the evidence preset",
         "## Experiments per hour",
         "new, worker processes",
+        "the cpu preset's precision here",
         "## Targets",
     ):
         assert needle in text
