@@ -38,10 +38,13 @@ NEW = textwrap.dedent("""
     quick, executor, precision = sys.argv[1] == "quick", sys.argv[2], sys.argv[3]
     # The old cpu preset's experiment: 3 tasks, 200 train / 100 eval examples, 1,024 perplexity
     # tokens in two windows of 512 after every task; no validation split (the old engine had
-    # none). The precision is given, never measured here: the measurement would be timed too.
+    # none). The precision is given, so the cpu preset does not measure it in this timed process.
+    autocast = None if precision == "float32" else precision
     old_cpu = dict(val_size=0, eval_size=100, ppl_windows=2, ppl_stages="each")
-    base = preset("smoke") if quick else preset("cpu", **old_cpu)
-    base = base.replace(autocast=None if precision == "float32" else precision)
+    if quick:
+        base = preset("smoke", autocast=autocast)
+    else:
+        base = preset("cpu", autocast=autocast, **old_cpu)
     if quick:
         base = base.replace(val_size=0)
     seeds = [0] if quick else [0, 1]
@@ -59,11 +62,14 @@ def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
 
 
 def time_engines(quick: bool) -> dict:
-    """Wall time and experiments per hour of the old engine and the new one (serial, workers)."""
+    """Wall time and experiments per hour: the old engine, the new one at the old precision
+    (one process, workers), and the new one at the precision the cpu preset picks here."""
     from curlora.experiment.presets import machine_autocast
 
     # Decided here, from this machine's kept measurement, so that no timed process measures it.
     precision = machine_autocast() or "float32"
+    # The old engine's precision: bf16 autocast in its cpu preset, fp32 in its smoke preset.
+    old_precision = "float32" if quick else "bfloat16"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     rows = {}
     with tempfile.TemporaryDirectory(prefix="curlora-engines-") as tmp:
@@ -105,12 +111,16 @@ def time_engines(quick: bool) -> dict:
                 )
         script = tmp / "new.py"
         script.write_text(NEW)
-        here = PRESET_ROW.format(precision=precision)
-        for name, executor, autocast in (
-            ("new, one process", "serial", "bfloat16"),
-            ("new, worker processes", "processes", "bfloat16"),
-            (here, "processes", precision),
-        ):
+        configurations = [
+            ("new, one process", "serial", old_precision),
+            ("new, worker processes", "processes", old_precision),
+        ]
+        # Where the cpu preset picks the old precision, the workers' row already times it.
+        here = "new, worker processes"
+        if precision != old_precision:
+            here = PRESET_ROW.format(precision=precision)
+            configurations.append((here, "processes", precision))
+        for name, executor, autocast in configurations:
             results = tmp / f"new-{len(rows)}"
             cmd = [sys.executable, str(script), "quick" if quick else "full", executor, autocast]
             rows[name] = {"seconds": _timed(cmd, ROOT, {**env, "CURLORA_RESULTS": str(results)})}
@@ -127,8 +137,15 @@ def time_engines(quick: bool) -> dict:
         )
         + f") on empty results. Old: `curlora.continual` at {BASELINE} in a git worktree"
         + ("" if "old" in rows else " — not measured: that commit is not in this clone's history")
-        + ". Old and the first two new rows run under bf16 autocast, as the old cpu preset did on "
-        "every machine, so their ratio is the engine's alone; the last runs at the precision the "
-        f"cpu preset picks on this machine ({precision}), as a user of it gets."
+        + f". Old and the first two new rows run in {old_precision}, as the old "
+        + ("smoke" if quick else "cpu")
+        + " preset did on every machine, so their ratio is the engine's alone; "
+        + (
+            f"the last runs at the precision the cpu preset picks on this machine ({precision}), "
+            "as a user of it gets."
+            if here != "new, worker processes"
+            else f"the cpu preset picks {precision} here too, so the workers' row is what its "
+            "user gets."
+        )
     )
     return {"what": what, "rows": rows, "preset_row": here}

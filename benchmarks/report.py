@@ -170,7 +170,8 @@ def report(
 
 
 def engine_section(engines: dict, targets: list) -> list[str]:
-    """Experiments per hour: the engine before this work, the new one serial, and on workers."""
+    """Experiments per hour: the engine before this work, the new one serial, on workers, and
+    at the precision the cpu preset picks here."""
     lines = [
         "## Experiments per hour (cpu preset, all four methods)",
         "",
@@ -187,20 +188,22 @@ def engine_section(engines: dict, targets: list) -> list[str]:
         for name, row in engines["rows"].items():
             if name != "old":
                 lines.append(f"- {name} / old: ×{row['per_hour'] / old:.2f}")
-        # The target is the cpu preset's experiments per hour as a user gets them here; the
-        # bf16 rows beside it say how much of that is the engine alone.
-        here = engines["rows"][engines["preset_row"]]["per_hour"]
-        engine = max(
-            r["per_hour"]
-            for n, r in engines["rows"].items()
-            if n not in ("old", engines["preset_row"])
-        )
-        targets.append(
+        # Two targets: the cpu preset's experiments per hour as its user gets them here (the
+        # engine and the precision it picks), and the engine alone at the old precision.
+        rows = engines["rows"]
+        here = rows[engines.get("preset_row", "new, worker processes")]["per_hour"]
+        engine = max(rows[n]["per_hour"] for n in ("new, one process", "new, worker processes"))
+        targets += [
             (
-                "experiments per hour on the cpu preset ≥ 2× the old engine",
+                "experiments per hour on the cpu preset, as it runs here, ≥ 2× the old engine",
                 here >= 2 * old,
-                f"×{here / old:.2f} (the engine alone, both in bf16: ×{engine / old:.2f})",
-            )
-        )
+                f"×{here / old:.2f}",
+            ),
+            (
+                "experiments per hour, the engine alone (old precision), ≥ 2× the old engine",
+                engine >= 2 * old,
+                f"×{engine / old:.2f}",
+            ),
+        ]
     lines.append("")
     return lines

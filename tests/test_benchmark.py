@@ -27,7 +27,8 @@ def test_quick_benchmark_writes_a_report(tmp_path):
         "bf16 autocast as the evidence preset",
         "## Experiments per hour",
         "new, worker processes",
-        "the cpu preset's precision here",
+        "experiments per hour on the cpu preset, as it runs here",
+        "experiments per hour, the engine alone",
         "## Targets",
     ):
         assert needle in text
