@@ -42,11 +42,9 @@ NEW = textwrap.dedent("""
     autocast = None if precision == "float32" else precision
     old_cpu = dict(val_size=0, eval_size=100, ppl_windows=2, ppl_stages="each")
     if quick:
-        base = preset("smoke", autocast=autocast)
+        base = preset("smoke", autocast=autocast, val_size=0)
     else:
         base = preset("cpu", autocast=autocast, **old_cpu)
-    if quick:
-        base = base.replace(val_size=0)
     seeds = [0] if quick else [0, 1]
     methods = ("curlora", "lora", "head-only", "svd")
     specs = [base.replace(method=m, seed=s) for s in seeds for m in methods]
@@ -143,7 +141,7 @@ def time_engines(quick: bool) -> dict:
         + (
             f"the last runs at the precision the cpu preset picks on this machine ({precision}), "
             "as a user of it gets."
-            if here != "new, worker processes"
+            if precision != old_precision
             else f"the cpu preset picks {precision} here too, so the workers' row is what its "
             "user gets."
         )

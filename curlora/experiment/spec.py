@@ -14,17 +14,15 @@ import json
 import math
 from dataclasses import dataclass
 
-import torch
-
 from curlora.cur import SAMPLING_MODES
 from curlora.data import source_fingerprint, task_reference
+from curlora.experiment.precision import DTYPES
 from curlora.inject import METHODS
 from curlora.models import model_fingerprint
 
 SCHEDULES = ("constant", "cosine", "linear")
 PPL_MODES = ("windows", "single")
 PPL_STAGES = ("each", "final")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTENTION = ("eager", "sdpa")
 
 
