@@ -495,7 +495,7 @@ class _quiet_kernel:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line for the notebook runner."""
-    from curlora.experiment.sweep import EXECUTORS
+    from curlora.experiment.sweep import EXECUTORS, executor_name
 
     parser = argparse.ArgumentParser(prog="python -m curlora.notebooks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -504,7 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,04")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
     run.add_argument("--out", type=Path, help="folder for this run (default build/runs/<run>)")
-    run.add_argument("--executor", default="auto", choices=EXECUTORS)
+    run.add_argument(
+        "--executor",
+        default="auto",
+        type=executor_name,
+        help=f"{', '.join(EXECUTORS)} or a dask scheduler address (tcp://host:8786)",
+    )
     run.add_argument(
         "--recompute", action="store_true", help="evidence profile: compute missing runs"
     )

@@ -29,13 +29,17 @@ def _same(a, b):
 
 
 def _damage(path, how):
+    data = path.read_bytes()
     if how == "truncated":
-        path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)])
+        path.write_bytes(data[: max(1, len(data) // 2)])
+    elif how == "flipped":  # bytes inside the compressed stream: zlib's own error, not gzip's
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]))
     else:
         path.write_text("{not json")
 
 
-@pytest.mark.parametrize("how", ["truncated", "garbage"])
+@pytest.mark.parametrize("how", ["truncated", "flipped", "garbage"])
 def test_corrupt_results_file_is_set_aside_and_recomputed(how):
     spec = preset("smoke", **SPEC)
     first = run(spec, progress=False)
@@ -64,13 +68,18 @@ def test_corrupt_stage_is_set_aside_and_training_resumes(which):
     assert any(p.name.startswith(f"{which}.corrupt-") for p in folder.iterdir())
 
 
-def test_corrupt_shared_perplexity_is_recomputed():
+@pytest.mark.parametrize("how", ["garbage", "without its value"])
+def test_corrupt_shared_perplexity_is_recomputed(how):
     spec = preset("smoke", **SPEC)
-    run(spec, progress=False)
-    shared = next((run_folder(spec).parent / "initial-perplexity").iterdir())
-    _damage(shared, "garbage")
+    first = run(spec, progress=False)
+    shared = next((run_folder(spec).parent / "initial-perplexity").glob("*.json"))
+    if how == "garbage":
+        _damage(shared, how)
+    else:
+        shared.write_text('{"other": 1}')  # sound JSON, but not the value the runs read
     with pytest.warns(CacheWarning, match="initial-perplexity"):
-        run(spec.replace(seed=1), progress=False)
+        other = run(spec.replace(seed=1), progress=False)
+    assert other.perplexity["nll"].iloc[0] == first.perplexity["nll"].iloc[0]
 
 
 RACE = textwrap.dedent("""
@@ -103,6 +112,23 @@ def test_two_processes_racing_on_one_spec_train_it_once(tmp_path):
     ]
 
 
+def test_racing_processes_set_a_corrupt_results_file_aside_once(tmp_path):
+    spec = preset("smoke", **SPEC)
+    first = run(spec, progress=False)
+    folder = run_folder(spec)
+    _damage(folder / "results.json.gz", "flipped")
+    script = tmp_path / "race.py"
+    script.write_text(RACE)
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / f"t{i}.json")])
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    # Only the process holding the lock set the damaged file aside; the other read its results.
+    assert len([p for p in folder.iterdir() if ".corrupt-" in p.name]) == 1
+    _same(first, run(spec, progress=False))
+
+
 def _specs():
     return [
         preset("smoke", **SPEC, method=m, seed=s) for m in ("curlora", "head-only") for s in (0, 1)
@@ -130,6 +156,23 @@ def test_a_local_dask_cluster_runs_a_sweep(tmp_path):
     cached = run_many(_specs(), executor="serial", progress=False)  # all from the shared cache
     for a, b in zip(results, cached, strict=True):
         _same(a, b)
+
+
+def test_the_command_line_sends_a_sweep_to_a_scheduler_address(capsys):
+    distributed = pytest.importorskip("distributed")
+    from curlora.experiment.cli import main as cli
+
+    args = ["--preset", "smoke", "--methods", "head-only", "--seeds", "0", "1", "--tasks"]
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        assert cli([*args, *SPEC["tasks"], "--executor", cluster.scheduler_address]) == 0
+    assert capsys.readouterr().out.count("accuracy matrix") == 2
+    spec = preset("smoke", tasks=SPEC["tasks"], method="head-only", seed=1)
+    assert (run_folder(spec) / "results.json.gz").is_file()  # written by a cluster worker
+    with pytest.raises(SystemExit):
+        cli([*args, *SPEC["tasks"], "--executor", "threads"])
+    assert "tcp://scheduler:8786" in capsys.readouterr().err
 
 
 def test_adapter_runs_are_submitted_before_head_only_runs():

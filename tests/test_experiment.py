@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -64,17 +65,22 @@ def test_results_schema_and_metrics():
     assert "accuracy matrix" in text and "Forgetting" in text and "majority-class level" in text
 
 
-def test_head_only_leaves_perplexity_exactly_unchanged_and_ignores_task_order():
+def test_head_only_leaves_perplexity_exactly_unchanged_and_ignores_task_order(monkeypatch):
     r = run(preset("smoke", method="head-only"), progress=False)
     assert len(set(_ppl(r))) == 1 and r.summary()["adapter_params"] == 0
     # A task's head depends on the seed and the task, not its position, and the backbone's
-    # features are shared on disk: the reversed order gives the same accuracies.
+    # features are shared on disk: the reversed order computes none and gives the same accuracies.
+    computed = []
+    original = runner_module.features
+    monkeypatch.setattr(
+        runner_module, "features", lambda *a, **k: computed.append(1) or original(*a, **k)
+    )
     flipped = run(
         preset("smoke", method="head-only", tasks=("movie-snippets", "wiki-pairs")), progress=False
     )
     for task in ("wiki-pairs", "movie-snippets"):
         assert flipped.accuracy_matrix().loc[task, task] == r.accuracy_matrix().loc[task, task]
-    assert "features" not in flipped.timings or flipped.timings["features"] < r.timings["features"]
+    assert computed == []
 
 
 def test_head_only_on_cached_features_matches_training_through_the_model():
@@ -277,13 +283,20 @@ def test_command_line_sweep_table(capsys):
     assert "ACC_mean" in out and "ppl_ratio_ci" in out and out.count("accuracy matrix") == 4
 
 
+def test_command_line_sweep_without_cache_writes_nothing(tmp_path, capsys):
+    args = ["--preset", "smoke", "--methods", "head-only", "--seeds", "0", "1"]
+    assert cli([*args, "--tasks", "movie-snippets", "--no-cache"]) == 0
+    assert capsys.readouterr().out.count("accuracy matrix") == 2
+    assert not (tmp_path / "results").exists()
+
+
 TWO_PROCESS = textwrap.dedent("""
     import json, sys
     import torch
     from accelerate import PartialState
     from curlora.experiment import preset, run
     torch.set_num_threads(1)
-    r = run(preset("smoke", batch_size=8), progress=False, cache=False)
+    r = run(preset("smoke", batch_size=8), progress=False)
     if PartialState().is_main_process:
         summary = {"world": PartialState().num_processes, "loss": r.loss["loss"].tolist()}
         json.dump({**summary, **r.summary()}, open(sys.argv[1], "w"))
@@ -293,18 +306,16 @@ TWO_PROCESS = textwrap.dedent("""
 def test_two_processes_match_one_within_tolerance(tmp_path):
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS)
-    out = tmp_path / "two.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(out),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    out, again = tmp_path / "two.json", tmp_path / "again.json"
+    env = {**os.environ, "CURLORA_RESULTS": str(tmp_path / "results")}
+    for path in (out, again):  # computed into the cache (one lock for both ranks), then read back
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+        subprocess.run(
+            [*cmd, str(script), str(path)], check=True, capture_output=True, timeout=300, env=env
+        )
     two = json.loads(out.read_text())
+    assert json.loads(again.read_text()) == two
+    assert (tmp_path / "results" / run_folder(preset("smoke", batch_size=8)).name).is_dir()
     single = run(preset("smoke", batch_size=8), progress=False, cache=False)
     one = single.summary()
     assert two["world"] == 2

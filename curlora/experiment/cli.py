@@ -17,7 +17,7 @@ from curlora.experiment.presets import PRESETS, preset
 from curlora.experiment.results import Results
 from curlora.experiment.runner import run
 from curlora.experiment.summary import summarise
-from curlora.experiment.sweep import EXECUTORS, run_many
+from curlora.experiment.sweep import EXECUTORS, executor_name, run_many
 from curlora.inject import METHODS
 
 
@@ -66,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         "--methods", nargs="+", choices=METHODS, help="several methods: print a summary table"
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="several seeds: mean and 95%% CI")
-    parser.add_argument("--executor", default="auto", choices=EXECUTORS)
+    parser.add_argument(
+        "--executor",
+        default="auto",
+        type=executor_name,
+        help=f"{', '.join(EXECUTORS)} or a dask scheduler address (tcp://host:8786)",
+    )
     parser.add_argument(
         "--no-cache", action="store_true", help="ignore and do not write cached results"
     )
@@ -97,7 +102,7 @@ def _sweep(spec, args) -> int:
         for m in (args.methods or [spec.method])
         for s in (args.seeds or [spec.seed])
     ]
-    results = run_many(specs, executor="serial" if args.no_cache else args.executor)
+    results = run_many(specs, executor=args.executor, cache=not args.no_cache)
     for r in results:
         print(format_results(r), end="\n\n")
     table = summarise(results)

@@ -108,7 +108,7 @@ def machine_autocast() -> str | None:
         rates = matmul_rate()
         return {"machine": machine, "matmul_gflops": rates, "autocast": fastest_autocast(rates)}
 
-    return stages.shared_json(path, measure)["autocast"]
+    return stages.shared_json(path, measure, required=("autocast",))["autocast"]
 
 
 def _machine() -> str:

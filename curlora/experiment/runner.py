@@ -58,14 +58,21 @@ def run(
 
     ``stop_after_task=i`` returns None after task i is saved, as an interruption would.
     """
+    from accelerate import PartialState
+
     folder = stages.run_folder(spec)
     if not cache:
         return _Run(spec, None, progress).execute(stop_after_task)
-    if (done := stages.read_results(folder)) is not None:
+    state = PartialState(cpu=not torch.cuda.is_available())  # as _Run's Accelerator
+    # Under torchrun every process reads after the barrier below, so all of them decide alike.
+    if state.num_processes == 1 and (done := stages.read_results(folder)) is not None:
         return done
-    with stages.claim(folder):
+    # The processes of one torchrun run this spec together: the main one holds the lock for all
+    # (a second process of the same run taking it would wait for the first one forever).
+    with stages.claim(folder) if state.is_main_process else contextlib.nullcontext():
+        state.wait_for_everyone()
         # Another worker may have finished this spec while we waited for the lock.
-        if (done := stages.read_results(folder)) is not None:
+        if (done := stages.read_results(folder, repair=state.is_main_process)) is not None:
             return done
         return _Run(spec, folder, progress).execute(stop_after_task)
 
@@ -173,7 +180,9 @@ class _Run:
             / f"{safe_name(json.dumps(key, sort_keys=True))}.json"
         )
         return np.asarray(
-            stages.shared_json(path, lambda: {"nll": self.perplexity_nll().tolist()})["nll"]
+            stages.shared_json(
+                path, lambda: {"nll": self.perplexity_nll().tolist()}, required=("nll",)
+            )["nll"]
         )
 
     def accuracy_rows(
@@ -286,12 +295,13 @@ class _Run:
         spec = self.spec
         records, tensors = [], {}
         if self.folder:
-            records, _ = stages.load_stages(self.folder, len(self.tasks))
-            # One process copies; every process then reads the same finished stages.
-            if self.accelerator.is_main_process:
+            # One process repairs and copies; every process then reads the same finished stages.
+            main = self.accelerator.is_main_process
+            records, _ = stages.load_stages(self.folder, len(self.tasks), repair=main)
+            if main:
                 stages.adopt_stages(self.folder, spec, len(records))
             self.accelerator.wait_for_everyone()
-            records, tensors = stages.load_stages(self.folder, len(self.tasks))
+            records, tensors = stages.load_stages(self.folder, len(self.tasks), repair=main)
         for record in records:
             # A reloaded or copied stage's compute counts too: timings are the run's full cost.
             for phase, seconds in record.get("timings", {}).items():

@@ -4,7 +4,9 @@ Every file is written atomically (a reader sees the old file or the whole new on
 folder is claimed with a lock while it is computed, so two workers given the same spec never
 train it twice: the second waits, then reads the first one's results. A cache entry that cannot
 be read (cut short by a full disk or a crashed copy) is set aside with a warning that names it,
-and the run recomputes from the last readable stage.
+and the run recomputes from the last readable stage. Only a process holding the entry's lock
+sets it aside: a reader without it might otherwise move a sound file that another process had
+just written in its place.
 
 Runs whose task orders begin alike share those first stages: a finished stage is published
 under a key of everything it depends on (the spec cut to the tasks so far), and a run that
@@ -20,6 +22,7 @@ import os
 import shutil
 import time
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +54,12 @@ def claim(folder: Path) -> Iterator[None]:
 
 def set_aside(path: Path, error: Exception) -> None:
     """Move an unreadable cache file out of the way, saying which and why."""
-    dest = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.replace(path, dest)
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    dest = path.with_name(f"{path.name}.corrupt-{stamp}")
+    try:
+        os.replace(path, dest)
+    except FileNotFoundError:
+        return  # already moved by another process of the same run (torchrun ranks)
     warnings.warn(
         f"Cache entry {path} could not be read ({type(error).__name__}: {error}); moved it to "
         f"{dest.name} and recomputing it.",
@@ -65,15 +72,24 @@ def set_aside(path: Path, error: Exception) -> None:
 RESULTS_FILE = "results.json.gz"
 
 
-def read_results(folder: Path) -> Results | None:
-    """The finished run's results, or None if absent or unreadable (then set aside)."""
+#: What reading a damaged cache file raises: gzip and zlib (cut short, flipped bytes), JSON,
+#: a record without the expected fields, or the file vanishing while it is read.
+UNREADABLE = (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError)
+
+
+def read_results(folder: Path, repair: bool = False) -> Results | None:
+    """The finished run's results, or None if absent or unreadable.
+
+    ``repair=True`` (only while holding the run's ``claim``) sets an unreadable file aside.
+    """
     path = folder / RESULTS_FILE
     if not path.is_file():
         return None
     try:
         return Results.from_payload(json.loads(gzip.decompress(path.read_bytes())))
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as err:  # gzip, JSON, schema
-        set_aside(path, err)
+    except UNREADABLE as err:
+        if repair:
+            set_aside(path, err)
         return None
 
 
@@ -104,11 +120,13 @@ def save_stage(folder: Path, index: int, record: dict, tensors: dict[str, torch.
     write_text(folder / f"stage{index}.json", json.dumps(record))
 
 
-def load_stages(folder: Path, n_tasks: int) -> tuple[list[dict], dict[str, torch.Tensor]]:
+def load_stages(
+    folder: Path, n_tasks: int, repair: bool = True
+) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """The readable finished stages' records, and the last one's tensors.
 
-    The first unreadable stage and every later one are set aside: a stage is only meaningful on
-    top of the stages before it.
+    With ``repair`` (the process holding the run's ``claim``), the first unreadable stage and
+    every later one are set aside: a stage is only meaningful on top of the stages before it.
     """
     records, tensors = [], {}
     for i in range(n_tasks):
@@ -123,7 +141,7 @@ def load_stages(folder: Path, n_tasks: int) -> tuple[list[dict], dict[str, torch
             failed = weights
             stage_tensors = load_file(str(weights))
         except Exception as err:  # JSON errors, SafetensorError, OSError, ...
-            for j in range(i, n_tasks):
+            for j in range(i, n_tasks if repair else 0):
                 for path in (folder / f"stage{j}.json", folder / f"stage{j}.safetensors"):
                     if path.is_file():
                         reason = (
@@ -181,26 +199,41 @@ def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
     return copied
 
 
-def shared_json(path: Path, compute) -> dict:
-    """A small JSON value shared between runs (e.g. the untouched model's perplexity)."""
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except ValueError as err:
-            set_aside(path, err)
-    value = compute()
-    write_text(path, json.dumps(value))
-    return value
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """Hold a shared value's lock: one process computes it while the others wait to read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_name(f"{path.name}.lock"))):
+        yield
+
+
+def shared_json(path: Path, compute, required: tuple[str, ...]) -> dict:
+    """A small JSON object shared between runs (e.g. the untouched model's perplexity),
+    computed once; a stored one without every ``required`` key is set aside and recomputed."""
+    with _held(path):
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text())
+                missing = set(required) - set(value)
+                if missing:
+                    raise KeyError(f"it lacks {sorted(missing)}")
+                return value
+            except UNREADABLE as err:
+                set_aside(path, err)
+        value = compute()
+        write_text(path, json.dumps(value))
+        return value
 
 
 def shared_tensor(path: Path, compute) -> torch.Tensor:
     """A tensor shared between runs (e.g. a frozen backbone's features), computed once."""
-    if path.is_file():
-        try:
-            return load_file(str(path))["value"]
-        except Exception as err:  # a truncated file raises SafetensorError
-            set_aside(path, err)
-    value = compute()
-    with atomic_path(path) as tmp:
-        save_file({"value": value.detach().cpu().contiguous()}, str(tmp))
-    return value
+    with _held(path):
+        if path.is_file():
+            try:
+                return load_file(str(path))["value"]
+            except Exception as err:  # a truncated file raises SafetensorError
+                set_aside(path, err)
+        value = compute()
+        with atomic_path(path) as tmp:
+            save_file({"value": value.detach().cpu().contiguous()}, str(tmp))
+        return value

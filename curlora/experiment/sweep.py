@@ -15,6 +15,7 @@ nodes start workers with ``--resources GPU=1`` and pass
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -34,6 +35,16 @@ from curlora.experiment.spec import ExperimentSpec
 EXECUTORS = ("auto", "serial", "processes")
 
 
+def executor_name(text: str) -> str:
+    """A command line's executor: one of EXECUTORS or a dask scheduler address (tcp://host:8786)."""
+    if text in EXECUTORS or "://" in text:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"executor {text!r} is unknown; choose {', '.join(EXECUTORS)} or a dask scheduler "
+        "address such as tcp://scheduler:8786."
+    )
+
+
 def _worker_setup(threads: int, tasks: dict[str, Callable]) -> None:
     """Prepare a worker process: its thread count and the tasks registered in the parent."""
     from transformers.utils import logging as hf_logging
@@ -46,9 +57,9 @@ def _worker_setup(threads: int, tasks: dict[str, Callable]) -> None:
             register_task(name, builder)
 
 
-def _work(spec: ExperimentSpec, threads: int, tasks: dict[str, Callable]) -> Results:
+def _work(spec: ExperimentSpec, threads: int, tasks: dict[str, Callable], cache: bool) -> Results:
     _worker_setup(threads, tasks)
-    return run(spec, progress=False)
+    return run(spec, cache=cache, progress=False)
 
 
 def _sendable_tasks(specs: Sequence[ExperimentSpec]) -> dict[str, Callable]:
@@ -68,8 +79,9 @@ def _sendable_tasks(specs: Sequence[ExperimentSpec]) -> dict[str, Callable]:
 
 
 def default_workers() -> int:
-    """Worker processes for ``executor='auto'``: one per core on a CPU machine (measured to beat
-    one process using every core, benchmarks/NOTES.md), one on a GPU machine."""
+    """Worker processes for ``executor='auto'``: one per core on a CPU machine, at most two (on
+    2 cores measured to beat or match one process using both, benchmarks/NOTES.md), one on a
+    GPU machine."""
     if torch.cuda.is_available():
         return 1
     return max(1, min(os.cpu_count() or 1, 2))
@@ -82,16 +94,19 @@ def run_many(
     threads: int | None = None,
     progress: bool = True,
     desc: str = "experiments",
+    cache: bool = True,
 ) -> list[Results]:
     """Run every spec (cached ones load at once); returns their Results in the order given.
 
     ``executor``: 'auto' (worker processes on a multi-core CPU, else this process), 'serial',
-    'processes', a ``dask.distributed.Client``, or any ``concurrent.futures.Executor``.
+    'processes', a dask scheduler's address ('tcp://scheduler:8786'), a
+    ``dask.distributed.Client``, or any ``concurrent.futures.Executor``.
     ``workers``/``threads``: local processes and torch threads per process.
+    ``cache=False`` neither reads nor writes the results cache (identical specs still run once).
     """
     specs = list(specs)
     results: dict[str, Results] = {}
-    for spec in specs:
+    for spec in specs if cache else []:
         key = spec.key()
         if (
             key not in results
@@ -100,15 +115,18 @@ def run_many(
             results[key] = done
     pending = list({s.key(): s for s in specs if s.key() not in results}.values())
     if pending:
-        results.update(_compute(pending, executor, workers, threads, progress, desc))
+        results.update(_compute(pending, executor, workers, threads, progress, desc, cache))
     return [results[s.key()] for s in specs]
 
 
-def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, Results]:
+def _compute(pending, executor, workers, threads, progress, desc, cache) -> dict[str, Results]:
+    if isinstance(executor, str) and "://" in executor:
+        with _client(executor) as client:
+            return _compute(pending, client, workers, threads, progress, desc, cache)
     if isinstance(executor, str) and executor not in EXECUTORS:
         raise ValueError(
-            f"executor={executor!r} is unknown; choose {', '.join(EXECUTORS)}, a "
-            "dask.distributed.Client or a concurrent.futures.Executor."
+            f"executor={executor!r} is unknown; choose {', '.join(EXECUTORS)}, a dask scheduler "
+            "address (tcp://host:8786), a dask.distributed.Client or a concurrent.futures.Executor."
         )
     if executor == "auto":
         workers = workers or default_workers()
@@ -119,7 +137,7 @@ def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, R
     if executor == "serial":
         for spec in pending:
             bar.set_postfix_str(spec.label(), refresh=False)
-            out[spec.key()] = run(spec, progress=False)
+            out[spec.key()] = run(spec, cache=cache, progress=False)
             bar.update()
         bar.close()
         return out
@@ -139,7 +157,7 @@ def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, R
     # keeps every worker busy until the end instead of leaving one adapter run alone at the tail.
     pending = sorted(pending, key=lambda spec: spec.method == "head-only")
     try:
-        futures = {pool.submit(_work, spec, threads, tasks): spec for spec in pending}
+        futures = {pool.submit(_work, spec, threads, tasks, cache): spec for spec in pending}
         for future in cf.as_completed(futures):
             spec = futures[future]
             out[spec.key()] = future.result()
@@ -152,3 +170,15 @@ def _compute(pending, executor, workers, threads, progress, desc) -> dict[str, R
         if owned:
             pool.shutdown(cancel_futures=True)
     return out
+
+
+def _client(address: str):
+    """A dask.distributed client of the scheduler at ``address``."""
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise ValueError(
+            f"executor={address!r} names a dask scheduler, but dask.distributed is not "
+            "installed; install it with: pip install 'curlora[cluster]'."
+        ) from err
+    return Client(address)
