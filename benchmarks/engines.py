@@ -77,6 +77,8 @@ def time_engines(quick: bool) -> dict:
             ["git", "cat-file", "-e", f"{BASELINE}^{{commit}}"], cwd=ROOT, capture_output=True
         )
         if have.returncode == 0:
+            # Forget worktrees of earlier runs that were killed before removing theirs.
+            subprocess.run(["git", "worktree", "prune"], cwd=ROOT, capture_output=True)
             subprocess.run(
                 ["git", "worktree", "add", "--detach", str(worktree), BASELINE],
                 cwd=ROOT,

@@ -56,3 +56,16 @@ def test_unknown_mode_and_short_text_are_refused(tiny_llama):
         perplexity(model, tok, TEXT, mode="strided")
     with pytest.raises(ValueError, match="fewer than 2 tokens"):
         perplexity(model, tok, "a")
+
+
+def test_the_corpus_is_tokenised_once_per_process(tiny_llama, monkeypatch):
+    model, tok = tiny_llama
+    calls = []
+    original = type(tok).__call__
+    monkeypatch.setattr(
+        type(tok), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    text = TEXT + " a text no other test scores"
+    first = perplexity_windows(model, tok, text, max_length=64, count=2)
+    again = perplexity_windows(model, tok, text, max_length=64, count=2)
+    assert len(calls) == 1 and np.array_equal(first, again)
