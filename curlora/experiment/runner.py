@@ -297,9 +297,9 @@ class _Run:
         if self.folder:
             # One process repairs and copies; every process then reads the same finished stages.
             main = self.accelerator.is_main_process
-            records, _ = stages.load_stages(self.folder, len(self.tasks), repair=main)
             if main:
-                stages.adopt_stages(self.folder, spec, len(records))
+                done, _ = stages.load_stages(self.folder, len(self.tasks), repair=True)
+                stages.adopt_stages(self.folder, spec, len(done))
             self.accelerator.wait_for_everyone()
             records, tensors = stages.load_stages(self.folder, len(self.tasks), repair=main)
         for record in records:

@@ -141,21 +141,25 @@ def load_stages(
             failed = weights
             stage_tensors = load_file(str(weights))
         except Exception as err:  # JSON errors, SafetensorError, OSError, ...
-            for j in range(i, n_tasks if repair else 0):
-                for path in (folder / f"stage{j}.json", folder / f"stage{j}.safetensors"):
-                    if path.is_file():
-                        reason = (
-                            err
-                            if path == failed
-                            else RuntimeError(
-                                f"it belongs with {failed.name}, which was unreadable"
-                            )
-                        )
-                        set_aside(path, reason)
+            if repair:
+                _set_aside_from(folder, i, n_tasks, failed, err)
             break
         records.append(record)
         tensors = stage_tensors
     return records, tensors
+
+
+def _set_aside_from(folder: Path, first: int, n_tasks: int, failed: Path, err: Exception) -> None:
+    """Set aside stage ``first`` (unreadable at ``failed``) and every later stage."""
+    for j in range(first, n_tasks):
+        for path in (folder / f"stage{j}.json", folder / f"stage{j}.safetensors"):
+            if path.is_file():
+                reason = (
+                    err
+                    if path == failed
+                    else RuntimeError(f"it belongs with {failed.name}, which was unreadable")
+                )
+                set_aside(path, reason)
 
 
 #: Where finished stages are published for runs whose task orders share a prefix.
