@@ -33,9 +33,11 @@ browser:
 	@command -v chromium >/dev/null || { echo "chromium is missing: installing Debian's chromium for the browser test (apt-get)"; \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# The main job: the notebook suite headless (cached results make a re-run take seconds).
+# The main job: the notebook suite headless (cached results make a re-run take seconds). It writes
+# build/runs/$(PROFILE)/; PUBLISH=1 also rewrites the committed report/cpu/ (the evidence profile,
+# which only re-reads committed results, rewrites report/evidence/ and figures/ by default).
 figures: $(STAMP)
-	$(HUB_ENV) $(PY) -m curlora.notebooks run --profile $(PROFILE) $(FIGURES_ARGS)
+	$(HUB_ENV) $(PY) -m curlora.notebooks run --profile $(PROFILE) $(if $(PUBLISH),--publish) $(FIGURES_ARGS)
 
 # A live explorer (notebook 01: CUR on the real weights) as a page on this machine only.
 explore: $(STAMP)

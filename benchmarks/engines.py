@@ -62,7 +62,7 @@ def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
 def time_engines(quick: bool) -> dict:
     """Wall time and experiments per hour: the old engine, the new one at the old precision
     (one process, workers), and the new one at the precision the cpu preset picks here."""
-    from curlora.experiment.presets import machine_autocast
+    from curlora.experiment.machine import machine_autocast
 
     # Decided here, from this machine's kept measurement, so that no timed process measures it.
     precision = machine_autocast() or "float32"

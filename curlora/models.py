@@ -34,7 +34,7 @@ OFFLINE_MODELS = ("smollm2-135m", "tiny-llama", "tiny-gpt2")
 #: Environment variable for the converted SmolLM2 folder (default: under the curlora cache).
 SMOLLM2_CACHE_ENV = "CURLORA_SMOLLM2_DIR"
 
-_TINY = {
+TINY_MODELS = {
     "tiny-llama": lambda vocab: LlamaForCausalLM(
         LlamaConfig(
             vocab_size=vocab,
@@ -119,11 +119,11 @@ def load_model(
     ``name``: 'smollm2-135m', 'tiny-llama', 'tiny-gpt2' (randomly initialised from ``seed``), a
     local folder saved with ``save_pretrained``, a ``.gguf`` file (de-quantised), or a hub id.
     """
-    if name in _TINY:
+    if name in TINY_MODELS:
         tok = byte_tokenizer()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = _TINY[name](len(tok))
+            model = TINY_MODELS[name](len(tok))
         return _finish(model, tok, dtype)
     if name == "smollm2-135m":
         folder = smollm2_dir()
@@ -174,7 +174,7 @@ def load_model(
 
 def check_model(name: str) -> None:
     """Raise a clear error now, before any training, if ``name`` cannot be a model to load."""
-    if name in _TINY or name == "smollm2-135m":
+    if name in TINY_MODELS or name == "smollm2-135m":
         return
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
@@ -210,7 +210,7 @@ def weight_files(folder: Path) -> list[Path]:
 
 def model_fingerprint(name: str) -> str:
     """What a model reference's weights depend on: a built-in name, file bytes, or a hub id."""
-    if name in _TINY:
+    if name in TINY_MODELS:
         return f"builtin:{name}"
     if name == "smollm2-135m":
         return f"builtin:{name}:{SMOLLM2['dist']}=={SMOLLM2['version']}"
@@ -234,7 +234,7 @@ def describe_model(name: str, model: PreTrainedModel, weight: torch.Tensor | Non
         f"{config.model_type}, {size / 1e6:.1f}M parameters, {config.num_hidden_layers} layers, "
         f"hidden size {config.hidden_size}, vocabulary {config.vocab_size:,}"
     )
-    if name in _TINY:
+    if name in TINY_MODELS:
         return f"**Model.** `{name}`: a tiny randomly initialised {shape}, for tests and demos; its weights carry no learned structure."
     if name != "smollm2-135m":
         return f"**Model.** `{name}` ({shape}), loaded as given."

@@ -6,10 +6,13 @@ Before any notebook runs, every parameter is checked (names, types, and the mode
 they name), then the experiments the notebooks will read are computed on worker processes with
 a progress bar (runs done / total, time left), so the notebooks themselves only load results.
 
-Where things go: the README's profile (``evidence``) run with its own parameters writes the
-committed ``figures/`` and ``report/evidence/``; the ``cpu`` profile with its own parameters
-writes ``report/cpu/``. Every run also writes ``build/runs/<run>/`` (executed notebooks,
-figures, an offline HTML site); a run with changed parameters writes only there.
+Where things go: every run writes ``build/runs/<run>/`` (executed notebooks, figures, a Markdown
+report with its findings page, an offline HTML site). Publishing also writes the committed copy:
+``report/<profile>/`` for the ``cpu`` and ``evidence`` profiles with their own parameters, and
+``figures/`` for the README's profile (``evidence``). The evidence profile publishes by default,
+as it only re-reads the committed results; the cpu profile only with ``--publish``, as its numbers
+depend on the machine's kind (its kernels round differently) and a first run must leave the
+checkout clean.
 """
 
 from __future__ import annotations
@@ -309,9 +312,12 @@ def run_suite(
     out: Path | None = None,
     executor: str = "auto",
     recompute: bool = False,
+    publish: bool | None = None,
     log=print,
 ) -> dict:
     """Check, compute, execute and render; returns where things went and per-notebook timings."""
+    from curlora.experiment.cost import check_precision
+    from curlora.experiment.machine import describe_machine
     from curlora.experiment.sweep import default_workers, run_many
     from curlora.report import render_site, write_markdown
 
@@ -329,7 +335,15 @@ def run_suite(
         raise ValueError(f"No chosen notebook has parameter(s) {sorted(unknown)}.")
     name = run_name(profile, overrides)
     out = Path(out or RUNS_DIR / name)
-    figures = FIGURES_DIR if (profile == README_PROFILE and not overrides) else out / "figures"
+    reported = profile in REPORTED and not overrides and only is None
+    publish = (reported and profile == README_PROFILE) if publish is None else publish
+    if publish and not reported:
+        raise ValueError(
+            f"Only a whole run of the {' or '.join(REPORTED)} profile with its own parameters has "
+            "a committed report to publish; drop --publish (this run writes to build/runs/)."
+        )
+    publish_figures = publish and profile == README_PROFILE
+    figures = FIGURES_DIR if publish_figures else out / "figures"
     if profile == "evidence" and "CURLORA_RESULTS" not in os.environ:
         os.environ["CURLORA_RESULTS"] = str(EVIDENCE_RESULTS)
     designs = [d for d in (study_of(p, params) for p, params in plans) if d is not None]
@@ -343,7 +357,10 @@ def run_suite(
                 f"{os.environ['CURLORA_RESULTS']}; pass --recompute to compute them "
                 "(hours on 2 cores: see benchmarks/RESULTS.md)."
             )
-        log(f"experiments: {len(specs)} runs ({len(missing)} to compute)")
+        if missing:
+            log(describe_machine())
+            check_precision(missing)
+        log(f"experiments: {len(specs)} runs ({_to_compute(missing)})")
         if missing:
             run_many(missing, executor=executor, desc="experiments")
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -356,7 +373,6 @@ def run_suite(
     # made notebook 01's small matrix work 10× slower beside another kernel.
     threads = max(1, (os.cpu_count() or 1) // workers)
     rows = []
-    reported = profile in REPORTED and not overrides and only is None
     # The findings page reads the same cached runs as the notebooks: computing it in a thread
     # of this (otherwise waiting) process overlaps it with them instead of adding it after.
     with (
@@ -376,14 +392,12 @@ def run_suite(
     rows.sort(key=lambda row: row["notebook"])
     executed = [out / "notebooks" / p.name for p, _ in plans]
     site = render_site(executed, out / "site", title=f"curlora — {profile} profile")
-    report = None
-    if reported:
-        report = write_markdown(
-            executed,
-            REPORT_DIR / profile,
-            title=f"curlora — {profile} profile",
-            findings=findings_text,
-        )
+    report = write_markdown(
+        executed,
+        REPORT_DIR / profile if publish else out / "report",
+        title=f"curlora — {profile} profile",
+        findings=findings_text,
+    )
     return {
         "name": name,
         "out": out,
@@ -442,6 +456,18 @@ def _findings(plans, profile: str) -> str:
     return f"# Findings ({profile} profile)\n\n" + summary_markdown(
         studies["04"], studies.get("05")
     )
+
+
+def _to_compute(missing: list) -> str:
+    """'7 to compute, about 25 min here': the estimate from the runs' work and this machine's rate."""
+    from curlora.experiment.cost import duration, estimate_seconds
+    from curlora.experiment.machine import machine_measurement
+
+    if not missing:
+        return "all cached"
+    seconds = estimate_seconds(missing, machine_measurement()["matmul_gflops"])
+    about = f", about {duration(seconds)} here" if seconds is not None else ""
+    return f"{len(missing)} to compute{about}"
 
 
 def _missing(specs) -> list:
@@ -513,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--recompute", action="store_true", help="evidence profile: compute missing runs"
     )
+    run.add_argument(
+        "--publish",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write the committed report/<profile>/ (default: evidence yes, cpu no)",
+    )
     sub.add_parser("list", help="show the notebooks and their parameters")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -525,15 +557,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(parse_assignment(p) for p in args.parameter)
         only = [o for o in args.only.split(",") if o] or None
         start = time.perf_counter()
-        done = run_suite(args.profile, only, overrides, args.out, args.executor, args.recompute)
+        done = run_suite(
+            args.profile, only, overrides, args.out, args.executor, args.recompute, args.publish
+        )
     except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"\nrun {done['name']}: executed notebooks in {done['out'] / 'notebooks'}")
     print(f"  figures in {done['figures']}")
     print(f"  report (opens offline): {done['site'] / 'index.html'}")
-    if done["report"]:
-        print(f"  committed report (GitHub renders it): {done['report'] / 'README.md'}")
+    print(f"  Markdown report: {done['report'] / 'README.md'}")
     for row in done["rows"]:
         print(f"  {row['notebook']:<28} {row['seconds']:8.1f} s")
     print(f"  {'total':<28} {time.perf_counter() - start:8.1f} s")

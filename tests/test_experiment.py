@@ -16,12 +16,11 @@ import torch
 from curlora import experiment
 from curlora.data import load_task
 from curlora.experiment import preset, run, run_folder
-from curlora.experiment import presets as presets_module
 from curlora.experiment import runner as runner_module
 from curlora.experiment.batches import training_plan
 from curlora.experiment.cli import main as cli
 from curlora.experiment.heads import TaskModel, new_head
-from curlora.experiment.precision import FrozenCast, fastest_autocast, mixed_precision
+from curlora.experiment.precision import FrozenCast, mixed_precision
 from curlora.experiment.summary import summarise
 from curlora.inject import apply_adapter
 from curlora.models import load_model
@@ -210,48 +209,6 @@ def test_bad_specs_are_refused():
         preset("smoke", tasks=("wiki-pairs", "wiki-pairs"))
     with pytest.raises(ValueError, match="autocast"):
         preset("smoke", autocast="int8")
-
-
-def test_fastest_autocast_follows_the_measured_rates():
-    # The two machines of benchmarks/NOTES.md: bf16 products 2.1× and 0.57× the fp32 rate.
-    assert fastest_autocast({"float32": 172.0, "bfloat16": 354.0}) == "bfloat16"
-    assert fastest_autocast({"float32": 284.4, "bfloat16": 162.6}) is None
-    # Near parity autocast's casts and rounding are not worth it: fp32, the reference precision.
-    assert fastest_autocast({"float32": 100.0, "bfloat16": 120.0}) is None
-
-
-def test_cpu_preset_takes_the_machine_precision_unless_told(monkeypatch):
-    for measured in (None, "bfloat16"):
-        monkeypatch.setattr(presets_module, "machine_autocast", lambda m=measured: m)
-        assert preset("cpu").autocast == measured
-        assert preset("cpu", autocast="bfloat16").autocast == "bfloat16"
-        assert preset("cpu", autocast=None).autocast is None
-        # The evidence preset keeps the precision its committed results were computed in.
-        assert preset("evidence").autocast == "bfloat16"
-
-
-def test_machine_precision_is_measured_once_and_kept(monkeypatch, tmp_path):
-    monkeypatch.delenv(presets_module.AUTOCAST_ENV, raising=False)
-    rates = {"float32": 172.0, "bfloat16": 354.0}
-    monkeypatch.setattr(presets_module, "matmul_rate", lambda: rates)
-    assert presets_module.machine_autocast() == "bfloat16"
-    (kept,) = (tmp_path / "results" / "machine-precision").glob("*.json")
-    assert json.loads(kept.read_text())["matmul_gflops"] == rates
-    # A later measurement under load (bf16 halved) cannot flip the choice for this machine.
-    monkeypatch.setattr(presets_module, "matmul_rate", lambda: {"float32": 172.0, "bfloat16": 80.0})
-    assert presets_module.machine_autocast() == "bfloat16"
-    assert preset("cpu").autocast == "bfloat16"
-
-
-def test_machine_precision_can_be_fixed_by_environment(monkeypatch):
-    monkeypatch.setattr(presets_module, "matmul_rate", lambda: {"float32": 1.0, "bfloat16": 9.0})
-    monkeypatch.setenv(presets_module.AUTOCAST_ENV, "float32")
-    assert preset("cpu").autocast is None
-    monkeypatch.setenv(presets_module.AUTOCAST_ENV, "bfloat16")
-    assert preset("cpu").autocast == "bfloat16"
-    monkeypatch.setenv(presets_module.AUTOCAST_ENV, "fp8")
-    with pytest.raises(ValueError, match="CURLORA_AUTOCAST='fp8'.*bfloat16.*float32"):
-        preset("cpu")
 
 
 def test_command_line_prints_the_matrix(capsys):

@@ -93,7 +93,7 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     monkeypatch.setattr(runner, "REPORT_DIR", tmp_path / "report")
     committed = _hashes(runner.FIGURES_DIR)
     lines = []
-    done = runner.run_suite("smoke", out=tmp_path / "run", log=lines.append)
+    done = runner.run_suite("smoke", out=tmp_path / "run", publish=True, log=lines.append)
     assert done["report"] == tmp_path / "report" / "smoke"
     page = (done["report"] / "FINDINGS.md").read_text()
     assert (
@@ -101,7 +101,9 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     )
     assert "(FINDINGS.md)" in (done["report"] / "README.md").read_text()
     assert [r["notebook"][:2] for r in done["rows"]] == ["01", "02", "03", "04", "05"]
-    assert any(line.startswith("experiments:") for line in lines)
+    # Before any run: the machine's rates and precision, then the work with its estimate here.
+    assert lines[0].startswith("machine:") and "GFLOP/s; precision" in lines[0]
+    assert re.fullmatch(r"experiments: \d+ runs \(\d+ to compute, about \d+ s here\)", lines[1])
     assert {line.split(" (")[0] for line in lines if line.startswith("✓")} == {
         f"✓ {p.stem}" for p in runner.notebooks()
     }
@@ -130,8 +132,13 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     assert "data:image/png;base64" in (site / "04_forgetting_curves.html").read_text()
     # Re-rendering from cached results gives byte-identical figures.
     before = _hashes(figures)
-    runner.run_suite("smoke", only=["01", "02", "04"], out=tmp_path / "run", log=lines.append)
+    again = runner.run_suite(
+        "smoke", only=["01", "02", "04"], out=tmp_path / "run", log=lines.append
+    )
     assert _hashes(figures) == before
+    # Not published: the Markdown report stays in the run's folder.
+    assert again["report"] == tmp_path / "run" / "report"
+    assert [line for line in lines if line.startswith("experiments:")][-1].endswith("(all cached)")
 
 
 def _tables(folder, seed=0):
@@ -219,5 +226,5 @@ def test_your_own_files_and_model_folder_with_one_command(tmp_path, monkeypatch)
         "smoke", only=["04"], overrides=three, out=tmp_path / "three", log=lines.append
     )
     counts = [line for line in lines if line.startswith("experiments:")]
-    assert counts[0] == "experiments: 6 runs (0 to compute)"
-    assert "(6 to compute)" in counts[1]
+    assert counts[0] == "experiments: 6 runs (all cached)"
+    assert "(6 to compute, about " in counts[1]

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from curlora.cur import SAMPLING_MODES
+from curlora.experiment.cost import check_precision
 from curlora.experiment.presets import PRESETS, preset
 from curlora.experiment.results import Results
 from curlora.experiment.runner import run
@@ -87,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.methods or args.seeds:
             return _sweep(spec, args)
+        check_precision([spec])
         results = run(spec, cache=not args.no_cache)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+    except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if results is not None:

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import os
-import platform
-from pathlib import Path
 
-import torch
-
-from curlora.experiment import stages
-from curlora.experiment.precision import fastest_autocast, matmul_rate
+from curlora.experiment.machine import AUTOCAST_ENV, machine_autocast
 from curlora.experiment.spec import ExperimentSpec
-from curlora.storage import results_root, safe_name
 
 #: The paper's §6 settings shared by both of its models (hub data, single-pass perplexity).
 _PAPER_COMMON = dict(
@@ -55,7 +49,8 @@ PRESETS: dict[str, ExperimentSpec] = {
     # adapter run's perplexity time for one intermediate point.
     "cpu": ExperimentSpec(autocast=None, ppl_windows=4, ppl_stages="final"),
     # 16,384 tokens of perplexity, before and after the sequence (as the paper measures it).
-    # Always bf16 autocast: its committed results (results/evidence) were computed so.
+    # bf16 autocast, as its committed results (results/evidence) were computed; on a machine
+    # that only emulates bf16, CURLORA_AUTOCAST=float32 recomputes it in fp32 (keyed apart).
     "evidence": ExperimentSpec(autocast="bfloat16", ppl_windows=32, ppl_stages="final"),
     "paper-mistral": ExperimentSpec(
         model="mistralai/Mistral-7B-v0.3",
@@ -82,51 +77,13 @@ PRESETS: dict[str, ExperimentSpec] = {
 #: without AMX whole runs took 1.69× as long: benchmarks/NOTES.md). The cpu profile's
 #: results differ across kinds of CPU anyway, as their kernels round differently.
 MACHINE_PRECISION = ("cpu",)
-#: Environment variable that fixes that precision instead: ``bfloat16`` or ``float32``.
-AUTOCAST_ENV = "CURLORA_AUTOCAST"
-
-
-def machine_autocast() -> str | None:
-    """This machine's precision for the cpu preset: ``"bfloat16"`` (autocast) or None (fp32).
-
-    Measured once per kind of machine and kept beside the results, so every process of a run
-    (the runner, its workers, each notebook's kernel) and every later session choose alike; a
-    measurement taken under load can then never split one design across two precisions.
-    """
-    chosen = os.environ.get(AUTOCAST_ENV)
-    if chosen:
-        if chosen not in ("bfloat16", "float32"):
-            raise ValueError(
-                f"{AUTOCAST_ENV}={chosen!r} is not a precision; set it to bfloat16 (autocast) or "
-                "float32, or unset it to use this machine's faster one."
-            )
-        return None if chosen == "float32" else chosen
-    machine = _machine()
-    path = results_root() / "machine-precision" / f"{safe_name(machine)}.json"
-
-    def measure() -> dict:
-        rates = matmul_rate()
-        return {"machine": machine, "matmul_gflops": rates, "autocast": fastest_autocast(rates)}
-
-    return stages.shared_json(path, measure, required=("autocast",))["autocast"]
-
-
-def _machine() -> str:
-    """The arithmetic that decides the choice: the processor (or GPU) and the torch build."""
-    if torch.cuda.is_available():
-        device = torch.cuda.get_device_name()
-    else:
-        cpuinfo = Path("/proc/cpuinfo")
-        lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-        models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        device = models[0] if models else platform.processor() or platform.machine()
-    return f"{device} torch-{torch.__version__}"
 
 
 def preset(name: str, **changes) -> ExperimentSpec:
-    """A preset spec, optionally with fields changed (the cpu preset at this machine's precision)."""
+    """A preset spec, optionally with fields changed: the cpu preset at this machine's precision,
+    any preset at the one ``$CURLORA_AUTOCAST`` names."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    if name in MACHINE_PRECISION and "autocast" not in changes:
+    if "autocast" not in changes and (name in MACHINE_PRECISION or os.environ.get(AUTOCAST_ENV)):
         changes["autocast"] = machine_autocast()
     return PRESETS[name].replace(**changes)

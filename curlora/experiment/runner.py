@@ -34,7 +34,8 @@ from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
 from curlora.experiment.evaluate import correct, features, predict
 from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
-from curlora.experiment.precision import DTYPES, FrozenCast, matmul_rate, mixed_precision
+from curlora.experiment.machine import machine_measurement
+from curlora.experiment.precision import DTYPES, FrozenCast, mixed_precision
 from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
 from curlora.experiment.train import train_head, train_task
@@ -465,14 +466,15 @@ class _Run:
 
 
 def environment() -> dict:
-    """Package versions and the machine a result was computed on (with its matrix-product rate)."""
+    """Package versions and the machine a result was computed on (with its stored matrix-product
+    rates: timing them again in every process would cost each one its probe)."""
     import peft
     import transformers
 
     from curlora import __version__
 
     return {
-        "matmul_gflops": matmul_rate(),
+        "matmul_gflops": machine_measurement()["matmul_gflops"],
         "curlora": __version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,

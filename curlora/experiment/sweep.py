@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from curlora.data import register_task, registered_tasks
 from curlora.experiment import stages
+from curlora.experiment.cost import check_precision
 from curlora.experiment.results import Results
 from curlora.experiment.runner import run
 from curlora.experiment.spec import ExperimentSpec
@@ -128,6 +129,8 @@ def _compute(pending, executor, workers, threads, progress, desc, cache) -> dict
             f"executor={executor!r} is unknown; choose {', '.join(EXECUTORS)}, a dask scheduler "
             "address (tcp://host:8786), a dask.distributed.Client or a concurrent.futures.Executor."
         )
+    if executor in EXECUTORS:  # runs on this machine: refuse a precision it only emulates
+        check_precision(pending)
     if executor == "auto":
         workers = workers or default_workers()
         executor = "processes" if workers > 1 and len(pending) > 1 else "serial"
