@@ -144,11 +144,10 @@ def forgetting_explorer(study: Study) -> object:
     }
 
     def draw(arms, seeds, measure, order):
-        chosen = [r for r in study.runs if r.spec.seed in seeds and r.spec.tasks == orders[order]]
-        if not chosen or not arms:
+        if not seeds or not arms:
             print("Choose at least one method and one seed.")
             return
-        sub = Study(chosen, base_rank=study.runs[0].spec.rank)
+        sub = study.of_order(orders[order]).of_seeds(seeds)
         kind = measures[measure]
         keep = [a for a in arms if a in sub.arms]
         if kind == "curves":

@@ -112,6 +112,13 @@ class Study:
             )
         return Study([r for r in self.runs if r.spec.tasks == order], self.base_rank)
 
+    def of_seeds(self, seeds) -> Study:
+        """The study of some seeds' runs alone (arms keep their names: the base rank is kept)."""
+        chosen = [r for r in self.runs if r.spec.seed in set(seeds)]
+        if not chosen:
+            raise ValueError(f"No runs with seeds {list(seeds)}; the study has {self.seeds}.")
+        return Study(chosen, self.base_rank)
+
     def runs_of(self, arm: str, lr: float | None = None) -> list[Results]:
         """The runs of an arm (at one rate, or its operating rate)."""
         lr = self.operating_rate(arm) if lr is None else lr

@@ -485,3 +485,15 @@ def test_plasticity_is_remembered_per_run_and_split():
     # A run the study does not hold, asked after the first: its own value, not a remembered one.
     other = fake_run("curlora", 1e-3, 0, own=0.65, final=0.65, ratio=1.0, shift=0.0, val=0.65)
     assert study.plasticity(other, "val") == pytest.approx(0.05)
+
+
+def test_a_subset_of_seeds_keeps_the_arms_names_whatever_run_comes_first():
+    # The explorer redraws from a subset; with LoRA r1 listed first, a subset built from the first
+    # run's rank would call rank-4 LoRA "lora-r4" and rank-1 LoRA "lora".
+    runs = [fake_run("lora", 1e-3, s, 0.6, 0.6, 1.0, 0.1, rank=1) for s in (0, 1)]
+    runs += [fake_run("lora", 1e-3, s, 0.6, 0.6, 1.0, 0.1) for s in (0, 1)]
+    study = Study(runs, base_rank=4)
+    assert study.arms == ["lora-r1", "lora"]
+    assert study.of_order(TASKS).of_seeds([1]).arms == ["lora-r1", "lora"]
+    with pytest.raises(ValueError, match="No runs with seeds"):
+        study.of_seeds([7])
