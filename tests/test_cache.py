@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from curlora.experiment import CacheWarning, preset, run, run_folder, run_many
+from curlora.experiment.records import StageRecord
 
 SPEC = dict(tasks=("movie-snippets", "tweets-3class"), train_size=16)
 
@@ -37,6 +38,21 @@ def _damage(path, how):
         path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]))
     else:
         path.write_text("{not json")
+
+
+def test_a_stage_record_reads_and_writes_the_stage_json_as_the_runner_saves_it():
+    spec = preset("smoke", **SPEC)
+    run(spec, progress=False)
+    for path in sorted(run_folder(spec).glob("stage*.json")):
+        stored = json.loads(path.read_text())
+        record = StageRecord.from_dict(stored)
+        assert record.timings and record.to_dict() == stored
+        assert json.dumps(record.to_dict()) == path.read_text()  # the same bytes, key order too
+    del stored["timings"]  # as stages saved before timings were recorded
+    assert StageRecord.from_dict(stored).to_dict() == stored
+    del stored["loss"]
+    with pytest.raises(KeyError, match="stage record"):
+        StageRecord.from_dict(stored)
 
 
 @pytest.mark.parametrize("how", ["truncated", "flipped", "garbage"])

@@ -140,7 +140,7 @@ def test_one_measurement_is_shared_by_every_process(tmp_path):
             def forbidden(a, b):
                 raise AssertionError("measured a second time")
             precision._product = forbidden
-            from curlora.experiment.runner import environment
+            from curlora.experiment.machine import environment
             from curlora.experiment.presets import preset
             preset("cpu")
             print(json.dumps(environment()["matmul_gflops"]))

@@ -1,4 +1,5 @@
-"""This machine: its matrix-product rates, measured once and shared, and the precision they choose.
+"""This machine: its matrix-product rates, measured once and shared, the precision they choose,
+and the environment every result records.
 
 Every process that runs an experiment (the runner, its workers, notebook kernels, the command
 line, the tests) reads one stored measurement per kind of machine, kept in the cache
@@ -77,3 +78,24 @@ def describe_machine() -> str:
         f"machine: {measured['machine']}; matrix products fp32 {rates['float32']:g}, "
         f"bf16 {rates['bfloat16']:g} GFLOP/s; precision {chosen} ({how})"
     )
+
+
+def environment() -> dict:
+    """Package versions and the machine a result was computed on (with its stored matrix-product
+    rates: timing them again in every process would cost each one its probe)."""
+    import peft
+    import transformers
+
+    from curlora import __version__
+
+    return {
+        "matmul_gflops": machine_measurement()["matmul_gflops"],
+        "curlora": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+    }

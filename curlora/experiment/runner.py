@@ -16,8 +16,6 @@ recorded cost of stages it reloaded or copied, so they say what the run costs fr
 from __future__ import annotations
 
 import contextlib
-import json
-import platform
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -34,15 +32,15 @@ from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
 from curlora.experiment.evaluate import correct, features, predict
 from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
-from curlora.experiment.machine import machine_measurement
+from curlora.experiment.machine import environment
 from curlora.experiment.precision import DTYPES, FrozenCast, mixed_precision
+from curlora.experiment.records import StageRecord
 from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
 from curlora.experiment.train import train_head, train_task
 from curlora.inject import adapter_layers, apply_adapter
 from curlora.models import load_model
 from curlora.perplexity import corpus_ids, from_nll, perplexity_windows, sample_windows
-from curlora.storage import results_root, safe_name
 
 #: Held-out text for the per-layer output shift: this many tokens from each of the first
 #: perplexity windows (so it samples the corpus the same way).
@@ -172,14 +170,9 @@ class _Run:
             "ppl_windows",
             "ppl_max_length",
         )
-        key = {f: getattr(spec, f) for f in fields} | {"model_source": spec.sources()["model"]}
         if self.folder is None:
             return self.perplexity_nll()
-        path = (
-            results_root()
-            / "initial-perplexity"
-            / f"{safe_name(json.dumps(key, sort_keys=True))}.json"
-        )
+        path = stages.shared_path(spec, "initial-perplexity", fields, ".json")
         return np.asarray(
             stages.shared_json(
                 path, lambda: {"nll": self.perplexity_nll().tolist()}, required=("nll",)
@@ -248,22 +241,22 @@ class _Run:
         if spec.method == "head-only" and not has_active_dropout(self.lm):
             records, heads = self.head_only_records(initial)
         else:
-            records, heads = self.sequence_records(initial, stop_after_task)
+            records, heads = self.sequence_records(stop_after_task)
             if records is None:
                 return None
         perplexity = pd.DataFrame(
             [{"stage": 0, "after_task": None, "nll": initial.tolist()}]
-            + [r["perplexity"] for r in records if r["perplexity"]["nll"] is not None]
+            + [r.perplexity for r in records if r.perplexity["nll"] is not None]
         )
         perplexity["perplexity"] = [from_nll(n) for n in perplexity["nll"]]
         perplexity["ratio"] = perplexity["perplexity"] / perplexity["perplexity"].iloc[0]
         counts = trainable_parameters(self.lm)
         results = Results(
             spec,
-            accuracy=pd.DataFrame([row for r in records for row in r["accuracy"]]),
+            accuracy=pd.DataFrame([row for r in records for row in r.accuracy]),
             perplexity=perplexity[["stage", "after_task", "perplexity", "ratio", "nll"]],
-            layers=pd.DataFrame(stages.rounded([row for r in records for row in r["layers"]])),
-            loss=pd.DataFrame([row for r in records for row in r["loss"]]),
+            layers=pd.DataFrame(stages.rounded([row for r in records for row in r.layers])),
+            loss=pd.DataFrame([row for r in records for row in r.loss]),
             parameters={
                 "adapter": counts["adapter"],
                 "head": sum(p.numel() for h in heads for p in h.parameters()),
@@ -292,88 +285,89 @@ class _Run:
             lengths, spec.batch_size, task_seed(spec.seed, self.tasks[j].name), steps
         )
 
-    def sequence_records(self, initial: np.ndarray, stop_after_task: int | None):
-        spec = self.spec
-        records, tensors = [], {}
-        if self.folder:
-            # One process repairs and copies; every process then reads the same finished stages.
-            main = self.accelerator.is_main_process
-            if main:
-                done, _ = stages.load_stages(self.folder, len(self.tasks), repair=True)
-                stages.adopt_stages(self.folder, spec, len(done))
-            self.accelerator.wait_for_everyone()
-            records, tensors = stages.load_stages(self.folder, len(self.tasks), repair=main)
-        for record in records:
-            # A reloaded or copied stage's compute counts too: timings are the run's full cost.
-            for phase, seconds in record.get("timings", {}).items():
-                self.timings[phase] += seconds
-        heads = [self.new_head(j) for j in range(len(records))]
-        if records:
-            params = dict(self.lm.named_parameters())
-            with torch.no_grad():
-                for k, v in tensors.items():
-                    if k.startswith("adapter."):
-                        params[k.removeprefix("adapter.")].copy_(v)
-                for j, head in enumerate(heads):
-                    head.load_state_dict(
-                        {
-                            k.split(".", 1)[1]: v
-                            for k, v in tensors.items()
-                            if k.startswith(f"head{j}.")
-                        }
-                    )
+    def sequence_records(
+        self, stop_after_task: int | None
+    ) -> tuple[list[StageRecord] | None, list[nn.Linear]]:
+        """Every task's stage record, reloading finished stages and training the rest in order."""
+        records, heads = self.finished_stages()
         for i in range(len(records), len(self.tasks)):
-            task = self.tasks[i]
-            before = dict(self.timings)
             heads.append(self.new_head(i))
-            torch.manual_seed(task_seed(spec.seed, task.name))  # dropout and anything else global
-            with self.timer("train"), self.cast.active():
-                losses = train_task(
-                    self.accelerator,
-                    TaskModel(self.lm, heads[i]),
-                    self.encoded[i]["train"],
-                    self.plan(i),
-                    self.pad,
-                    spec,
-                    f"train {task.name}",
-                    self.show,
-                )
-            after = task.name
-            accuracy = self.accuracy_rows(i + 1, after, heads, "eval", list(range(i + 1)))
-            accuracy += self.accuracy_rows(i + 1, after, heads, "val", [i])
-            record = {
-                "accuracy": accuracy,
-                "perplexity": {
-                    "stage": i + 1,
-                    "after_task": after,
-                    "nll": self.perplexity_nll().tolist()
-                    if spec.measures_perplexity_after(i)
-                    else None,
-                },
-                "layers": self.layer_rows(i + 1, after),
-                "loss": [
-                    {"stage": i + 1, "task": after, "step": s, "loss": v}
-                    for s, v in enumerate(losses)
-                ],
-            }
-            record["timings"] = {
-                phase: seconds - before.get(phase, 0.0)
-                for phase, seconds in self.timings.items()
-                if seconds != before.get(phase, 0.0)
-            }
-            records.append(record)
+            records.append(self.train_stage(i, heads))
             if self.folder is not None and self.accelerator.is_main_process:
-                trainables = {
-                    f"adapter.{n}": p for n, p in self.lm.named_parameters() if p.requires_grad
-                }
-                for j, h in enumerate(heads):
-                    trainables.update({f"head{j}.{k}": v for k, v in h.state_dict().items()})
-                stages.save_stage(self.folder, i, record, trainables)
-                stages.publish_stage(self.folder, spec, i)
+                self.save_stage(i, records[i], heads)
             self.accelerator.wait_for_everyone()
             if stop_after_task is not None and i >= stop_after_task:
                 return None, heads
         return records, heads
+
+    def finished_stages(self) -> tuple[list[StageRecord], list[nn.Linear]]:
+        """The stages already in the cache (the run's own or copied from a run sharing its first
+        tasks), with the adapter and their heads restored to where the last one left them."""
+        records, tensors = [], {}
+        if self.folder is not None:
+            # One process repairs and copies; every process then reads the same finished stages.
+            main = self.accelerator.is_main_process
+            if main:
+                done, _ = stages.load_stages(self.folder, len(self.tasks), repair=True)
+                stages.adopt_stages(self.folder, self.spec, len(done))
+            self.accelerator.wait_for_everyone()
+            records, tensors = stages.load_stages(self.folder, len(self.tasks), repair=main)
+        for record in records:
+            # A reloaded or copied stage's compute counts too: timings are the run's full cost.
+            for phase, seconds in (record.timings or {}).items():
+                self.timings[phase] += seconds
+        heads = [self.new_head(j) for j in range(len(records))]
+        if records:
+            self.restore(tensors, heads)
+        return records, heads
+
+    def restore(self, tensors: dict[str, torch.Tensor], heads: list[nn.Linear]) -> None:
+        """Set the adapter and ``heads`` to a saved stage's tensors (as ``save_stage`` names them)."""
+        params = dict(self.lm.named_parameters())
+        with torch.no_grad():
+            for k, v in tensors.items():
+                if k.startswith("adapter."):
+                    params[k.removeprefix("adapter.")].copy_(v)
+            for j, head in enumerate(heads):
+                head.load_state_dict(
+                    {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"head{j}.")}
+                )
+
+    def train_stage(self, i: int, heads: list[nn.Linear]) -> StageRecord:
+        """Train task ``i`` (adapter and its new head ``heads[i]``) and measure the stage it ends."""
+        spec, task = self.spec, self.tasks[i]
+        before = dict(self.timings)
+        torch.manual_seed(task_seed(spec.seed, task.name))  # dropout and anything else global
+        with self.timer("train"), self.cast.active():
+            losses = train_task(
+                self.accelerator,
+                TaskModel(self.lm, heads[i]),
+                self.encoded[i]["train"],
+                self.plan(i),
+                self.pad,
+                spec,
+                f"train {task.name}",
+                self.show,
+            )
+        accuracy = self.accuracy_rows(i + 1, task.name, heads, "eval", list(range(i + 1)))
+        accuracy += self.accuracy_rows(i + 1, task.name, heads, "val", [i])
+        nll = self.perplexity_nll().tolist() if spec.measures_perplexity_after(i) else None
+        layers = self.layer_rows(i + 1, task.name)
+        timings = {
+            phase: seconds - before.get(phase, 0.0)
+            for phase, seconds in self.timings.items()
+            if seconds != before.get(phase, 0.0)
+        }
+        return StageRecord.after_task(i + 1, task.name, accuracy, nll, layers, losses, timings)
+
+    def save_stage(self, i: int, record: StageRecord, heads: list[nn.Linear]) -> None:
+        """Save stage ``i`` (its record, the adapter and every head so far) and publish it for
+        runs whose task orders begin alike."""
+        trainables = {f"adapter.{n}": p for n, p in self.lm.named_parameters() if p.requires_grad}
+        for j, h in enumerate(heads):
+            trainables.update({f"head{j}.{k}": v for k, v in h.state_dict().items()})
+        stages.save_stage(self.folder, i, record, trainables)
+        stages.publish_stage(self.folder, self.spec, i)
 
     def features(self, j: int, split: str) -> torch.Tensor:
         """The frozen backbone's features of one task split, shared on disk by every run (any
@@ -399,15 +393,13 @@ class _Run:
             "eval_size",
             "seed",
         )
-        key = {f: getattr(spec, f) for f in fields} | {
-            "model_source": spec.sources()["model"],
-            "task": source_fingerprint(spec.tasks[j]),
-            "split": split,
-        }
-        path = (
-            results_root()
-            / "features"
-            / f"{safe_name(json.dumps(key, sort_keys=True))}.safetensors"
+        path = stages.shared_path(
+            spec,
+            "features",
+            fields,
+            ".safetensors",
+            task=source_fingerprint(spec.tasks[j]),
+            split=split,
         )
         return stages.shared_tensor(path, compute).to(self.accelerator.device)
 
@@ -446,41 +438,10 @@ class _Run:
             ]
             if "val" in own[i][1]:
                 accuracy.append(self.row(i + 1, task.name, i, "val", own[i][1]["val"]))
+            # The language model is untouched: its perplexity is the initial one, exactly.
             records.append(
-                {
-                    "accuracy": accuracy,
-                    # The language model is untouched: its perplexity is the initial one, exactly.
-                    "perplexity": {
-                        "stage": i + 1,
-                        "after_task": task.name,
-                        "nll": initial.tolist(),
-                    },
-                    "layers": [],
-                    "loss": [
-                        {"stage": i + 1, "task": task.name, "step": s, "loss": v}
-                        for s, v in enumerate(own[i][0])
-                    ],
-                }
+                StageRecord.after_task(
+                    i + 1, task.name, accuracy, initial.tolist(), layers=[], losses=own[i][0]
+                )
             )
         return records, heads
-
-
-def environment() -> dict:
-    """Package versions and the machine a result was computed on (with its stored matrix-product
-    rates: timing them again in every process would cost each one its probe)."""
-    import peft
-    import transformers
-
-    from curlora import __version__
-
-    return {
-        "matmul_gflops": machine_measurement()["matmul_gflops"],
-        "curlora": __version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-    }

@@ -30,6 +30,7 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
+from curlora.experiment.records import StageRecord
 from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
 from curlora.storage import atomic_path, results_root, safe_name, write_text
@@ -113,16 +114,18 @@ def rounded(value):
     return value
 
 
-def save_stage(folder: Path, index: int, record: dict, tensors: dict[str, torch.Tensor]) -> None:
+def save_stage(
+    folder: Path, index: int, record: StageRecord, tensors: dict[str, torch.Tensor]
+) -> None:
     """Save a finished task: tensors first, then the JSON that marks the stage complete."""
     with atomic_path(folder / f"stage{index}.safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    write_text(folder / f"stage{index}.json", json.dumps(record))
+    write_text(folder / f"stage{index}.json", json.dumps(record.to_dict()))
 
 
 def load_stages(
     folder: Path, n_tasks: int, repair: bool = True
-) -> tuple[list[dict], dict[str, torch.Tensor]]:
+) -> tuple[list[StageRecord], dict[str, torch.Tensor]]:
     """The readable finished stages' records, and the last one's tensors.
 
     With ``repair`` (the process holding the run's ``claim``), the first unreadable stage and
@@ -135,9 +138,7 @@ def load_stages(
             break
         failed = marker
         try:
-            record = json.loads(marker.read_text())
-            if not {"accuracy", "perplexity", "layers", "loss"} <= set(record):
-                raise KeyError("a stage record needs accuracy, perplexity, layers and loss")
+            record = StageRecord.from_dict(json.loads(marker.read_text()))
             failed = weights
             stage_tensors = load_file(str(weights))
         except Exception as err:  # JSON errors, SafetensorError, OSError, ...
@@ -173,10 +174,17 @@ def stage_key(spec: ExperimentSpec, index: int) -> str:
     return f"{prefix.key()}-{'ppl' if spec.measures_perplexity_after(index) else 'noppl'}"
 
 
+def _shared_stage_entry(folder: Path, spec: ExperimentSpec, index: int) -> Path:
+    """Where stage ``index`` of ``spec`` is published, beside the run folders."""
+    return folder.parent / SHARED_STAGES / f"{stage_key(spec, index)}.json"
+
+
 def publish_stage(folder: Path, spec: ExperimentSpec, index: int) -> None:
     """Record that ``folder`` holds a finished stage ``index`` for others with the same prefix."""
-    entry = folder.parent / SHARED_STAGES / f"{stage_key(spec, index)}.json"
-    write_text(entry, json.dumps({"folder": folder.name, "stage": index}))
+    write_text(
+        _shared_stage_entry(folder, spec, index),
+        json.dumps({"folder": folder.name, "stage": index}),
+    )
 
 
 def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
@@ -184,7 +192,7 @@ def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
     prefix into ``folder``; returns how many were copied (they load like the run's own)."""
     copied = 0
     for i in range(start, len(spec.tasks)):
-        entry = folder.parent / SHARED_STAGES / f"{stage_key(spec, i)}.json"
+        entry = _shared_stage_entry(folder, spec, i)
         try:
             source = folder.parent / json.loads(entry.read_text())["folder"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -201,6 +209,15 @@ def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
             break  # the source moved (set aside, deleted) while copying: train the stage instead
         copied += 1
     return copied
+
+
+def shared_path(
+    spec: ExperimentSpec, kind: str, fields: tuple[str, ...], suffix: str, **extra: object
+) -> Path:
+    """Where a value shared between runs is cached: named by the spec ``fields`` it depends on,
+    the model's source and ``extra``, so every run that agrees on them finds it."""
+    key = {f: getattr(spec, f) for f in fields} | {"model_source": spec.sources()["model"]} | extra
+    return results_root() / kind / f"{safe_name(json.dumps(key, sort_keys=True))}{suffix}"
 
 
 @contextlib.contextmanager
