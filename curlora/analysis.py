@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 
 from curlora.inject import adapter_layers
+from curlora.methods import Factors, method_of_layer
 from curlora.targets import weight_matrix
 from curlora.tuners import FactoredLayer
 
@@ -15,21 +17,14 @@ def _adapter(layer: nn.Module) -> str:
     return layer.active_adapters[0]
 
 
-def delta_factors(layer: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def delta_factors(layer: nn.Module) -> Factors:
     """ΔW of an adapted layer as (left, core, right) per output block, ΔW_b = left·core·right.
 
     CURLoRA / SVD peer: (alpha·C, U, R). PEFT LoRA: (scaling·B, I, A). Working with the thin
-    factors gives exact norms and singular values without forming the out × in matrix.
+    factors gives exact norms and singular values without forming the out × in matrix. A layer
+    of no registered method raises rather than being read as another's.
     """
-    name = _adapter(layer)
-    if isinstance(layer, FactoredLayer):
-        C, U, R = layer.factors(name)
-        if layer.split[name] == 1:
-            C, U, R = C[None], U[None], R[None]
-        return list(zip(C, U, R, strict=True))
-    A, B = layer.lora_A[name].weight, layer.lora_B[name].weight
-    eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
-    return [(layer.scaling[name] * B, eye, A)]
+    return method_of_layer(layer).factors(layer, _adapter(layer))
 
 
 def delta_weight(layer: nn.Module) -> torch.Tensor:
@@ -108,3 +103,24 @@ def output_shift(model: nn.Module, input_ids: torch.Tensor) -> dict[str, float]:
         for h in hooks:
             h.remove()
     return {name: d / w for name, (d, w) in seen.items()}
+
+
+def effective_steps(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per adapted layer after the last task: ‖ΔW‖_F and the output shift per unit of trainable
+    update ‖θ − θ₀‖ (``weight_per_step``, ``shift_per_step``): the scale C and R give a step."""
+    last = layers[(layers["stage"] == layers["stage"].max()) & (layers["update_norm"] > 0)]
+    return last.assign(
+        weight_per_step=last["delta_norm"] / last["update_norm"],
+        shift_per_step=last["output_shift"] / last["update_norm"],
+    )
+
+
+def effective_step_medians(layers: pd.DataFrame) -> pd.DataFrame:
+    """``effective_steps``' medians over layers, per arm."""
+    steps = effective_steps(layers).groupby("arm")[["weight_per_step", "shift_per_step"]].median()
+    return steps.rename(
+        columns={
+            "weight_per_step": "‖ΔW‖ per unit update",
+            "shift_per_step": "output shift per unit update",
+        }
+    )

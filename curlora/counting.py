@@ -14,6 +14,7 @@ import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from curlora.methods import REGISTRY, adapter_methods
 from curlora.targets import check_rank, fused_split, resolve_targets, weight_matrix
 
 
@@ -94,14 +95,17 @@ def count_parameters(
     model = config if isinstance(config, nn.Module) else meta_model(config)
     if method == "full":
         return sum(p.numel() for p in model.parameters())
-    if method not in ("lora", "curlora", "svd"):
-        raise ValueError(f"Unknown method {method!r}; choose full, lora, curlora or svd.")
+    if method not in adapter_methods():
+        raise ValueError(
+            f"Unknown method {method!r}; choose full or one of {', '.join(adapter_methods())}."
+        )
+    entry = REGISTRY[method]
     total = 0
     for n in resolve_targets(model, target_modules):
         out_f, in_f = weight_matrix(model.get_submodule(n)).shape
-        k = fused_split(n, split_fused)
+        k = fused_split(n, split_fused and entry.splits_fused)
         check_rank(rank, out_f // k, in_f, f" for {n}")
-        total += rank * (out_f + in_f) if method == "lora" else k * rank * rank
+        total += entry.trainable(out_f, in_f, rank, k)
     return total
 
 

@@ -9,16 +9,54 @@ readings describe the same family of adapters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-#: Probability modes: paper eq. 3–4 exactly, the reference code's ``1/(p + 0.001)``,
-#: classical Drineas–Mahoney (∝ squared norm) and uniform.
-PROBABILITY_MODES = ("inverse", "inverse_eps", "norm", "uniform")
-#: Every way to choose indices: the probability modes (sampled) plus the deterministic
-#: ``"lowest"`` ablation (the k smallest-norm columns/rows).
-SAMPLING_MODES = (*PROBABILITY_MODES, "lowest")
 #: The constant the reference implementation adds before inverting.
 REFERENCE_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class SamplingRule:
+    """One way to choose CUR's columns and rows, and how figures name and colour it."""
+
+    name: str
+    label: str
+    color: str
+    #: (norm shares p, mask of non-zero ones) → unnormalised selection weights; for a sampled rule.
+    weights: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    #: (W, axis, k) → k indices; for a deterministic rule.
+    pick: Callable[[torch.Tensor, str | int, int], torch.Tensor] | None = None
+
+
+def _inverse(p: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
+    return torch.where(nonzero, 1.0 / torch.where(nonzero, p, 1.0), 0.0)
+
+
+#: Every rule: paper eq. 3–4 exactly, the reference code's ``1/(p + 0.001)``, classical
+#: Drineas–Mahoney (∝ squared norm), uniform, and the deterministic ``lowest`` ablation (the k
+#: smallest-norm columns/rows). A new rule is one entry here.
+SAMPLING_RULES: dict[str, SamplingRule] = {
+    r.name: r
+    for r in (
+        SamplingRule("inverse", "eq. 4", "C0", weights=_inverse),
+        SamplingRule(
+            "inverse_eps",
+            "inverse_eps",
+            "C9",
+            weights=lambda p, nonzero: torch.where(nonzero, 1.0 / (p + REFERENCE_EPS), 0.0),
+        ),
+        SamplingRule("norm", "norm", "C8", weights=lambda p, nonzero: p),
+        # Uniform gives zero-norm columns their share too: it does not look at the weights.
+        SamplingRule("uniform", "uniform", "C5", weights=lambda p, nonzero: torch.ones_like(p)),
+        SamplingRule("lowest", "lowest", "C4", pick=lambda W, axis, k: lowest_indices(W, axis, k)),
+    )
+}
+#: The shipped rules that sample by probability, and all shipped rules, in registry order.
+PROBABILITY_MODES = tuple(n for n, r in SAMPLING_RULES.items() if r.weights is not None)
+SAMPLING_MODES = tuple(SAMPLING_RULES)
 
 _AXES = {"columns": 1, "cols": 1, 1: 1, "rows": 0, 0: 0}
 
@@ -29,8 +67,10 @@ def _dim(axis: str | int) -> int:
     return _AXES[axis]
 
 
-def check_mode(mode: str, allowed: tuple[str, ...] = SAMPLING_MODES) -> str:
-    """Return ``mode`` if it is one of ``allowed``, else raise a ValueError listing them."""
+def check_mode(mode: str, allowed: tuple[str, ...] | None = None) -> str:
+    """Return ``mode`` if it is one of ``allowed`` (default: every registered rule), else raise a
+    ValueError listing them."""
+    allowed = tuple(SAMPLING_RULES) if allowed is None else allowed
     if mode not in allowed:
         raise ValueError(f"Unknown sampling mode {mode!r}; choose one of {', '.join(allowed)}.")
     return mode
@@ -70,19 +110,11 @@ def selection_probabilities(
     Zero-norm columns/rows get probability 0 in every mode but ``uniform``: they carry no
     information, and 1/0 would otherwise give them all the mass.
     """
-    check_mode(mode, PROBABILITY_MODES)
+    check_mode(mode, tuple(n for n, r in SAMPLING_RULES.items() if r.weights is not None))
     check_weight(W)
     sq = squared_norms(W, axis)
-    if mode == "uniform":
-        return torch.full_like(sq, 1.0 / sq.numel())
     p = sq / sq.sum()
-    nonzero = p > 0
-    if mode == "norm":
-        weights = p
-    elif mode == "inverse":
-        weights = torch.where(nonzero, 1.0 / torch.where(nonzero, p, 1.0), 0.0)
-    else:  # inverse_eps
-        weights = torch.where(nonzero, 1.0 / (p + REFERENCE_EPS), 0.0)
+    weights = SAMPLING_RULES[mode].weights(p, p > 0)
     return weights / weights.sum()
 
 
@@ -125,10 +157,10 @@ def select_indices(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Choose k column/row indices of W by ``mode`` (sampled, or deterministic for 'lowest')."""
-    check_mode(mode)
-    if mode == "lowest":
+    rule = SAMPLING_RULES[check_mode(mode)]
+    if rule.pick is not None:
         check_weight(W)
-        return lowest_indices(W, axis, k)
+        return rule.pick(W, axis, k)
     return sample_indices(selection_probabilities(W, axis, mode), k, generator)
 
 

@@ -13,8 +13,9 @@ from IPython.display import display
 from torch import nn
 
 from curlora import cur, plots
+from curlora.outcomes import OUTCOMES, STABILITY
 from curlora.sampling import named_weights, selection_statistics
-from curlora.study import OUTCOMES, Study
+from curlora.study import Study
 from curlora.targets import adaptable_module_names, default_targets
 
 
@@ -130,7 +131,7 @@ def forgetting_explorer(study: Study) -> object:
         "perplexity": "perplexity",
         "accuracy matrices": "matrices",
     }
-    measures |= {f"frontier: {v}": k for k, v in OUTCOMES.items()}
+    measures |= {f"frontier: {OUTCOMES[k].description}": k for k in STABILITY}
     orders = {" → ".join(o): o for o in study.orders}
     controls = {
         "arms": widgets.SelectMultiple(

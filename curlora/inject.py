@@ -11,16 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from peft import LoraConfig, PeftConfig, inject_adapter_in_model
+from peft import PeftConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
-from transformers.pytorch_utils import Conv1D
 
-from curlora.targets import base_layer, check_targets_rank, resolve_targets
-from curlora.tuners import CURLoRAConfig, SVDPeerConfig
-
-#: Adapter methods ``apply_adapter`` knows. ``head-only`` adds no adapter (the control).
-METHODS = ("curlora", "lora", "svd", "head-only")
+from curlora.methods import REGISTRY, AdapterSettings, adapter_methods
+from curlora.targets import check_targets_rank, resolve_targets
 
 
 def adapter_config(
@@ -37,27 +33,16 @@ def adapter_config(
 
     ``lora`` is PEFT's LoRA with the paper's scaling x·A·B·alpha (``lora_alpha = alpha·rank``).
     """
-    if method not in METHODS or method == "head-only":
-        choices = ", ".join(m for m in METHODS if m != "head-only")
-        raise ValueError(f"Unknown adapter method {method!r}; choose one of {choices}.")
-    names = resolve_targets(model, target_modules)
-    check_targets_rank(model, names, rank, split_fused and method != "lora")
-    targets = list(target_modules) if isinstance(target_modules, (list, tuple)) else target_modules
-    if method == "lora":
-        return LoraConfig(
-            r=rank,
-            # PEFT scales by lora_alpha / r; the paper's baseline is x·A·B·alpha with no /r.
-            lora_alpha=alpha * rank,
-            lora_dropout=0.0,
-            target_modules=targets if targets is not None else names,
-            fan_in_fan_out=any(
-                isinstance(base_layer(model.get_submodule(n)), Conv1D) for n in names
-            ),
+    if method not in adapter_methods():
+        raise ValueError(
+            f"Unknown adapter method {method!r}; choose one of {', '.join(adapter_methods())}."
         )
-    common = {"r": rank, "alpha": alpha, "target_modules": targets, "split_fused": split_fused}
-    if method == "curlora":
-        return CURLoRAConfig(sampling=sampling, seed=seed, **common)
-    return SVDPeerConfig(**common)
+    entry = REGISTRY[method]
+    names = resolve_targets(model, target_modules)
+    check_targets_rank(model, names, rank, split_fused and entry.splits_fused)
+    targets = list(target_modules) if isinstance(target_modules, (list, tuple)) else target_modules
+    settings = AdapterSettings(rank, alpha, targets, names, sampling, seed, split_fused)
+    return entry.config(model, settings)
 
 
 def apply_adapter(
@@ -77,8 +62,8 @@ def apply_adapter(
     ``head-only``: freeze only. ``split_fused`` gives fused Q/K/V layers (GPT-2 ``c_attn``) one
     adapter per block. The model's ``peft_config`` records the settings, as PEFT does.
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if method not in REGISTRY:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(REGISTRY)}.")
     carrying = next((n for n, _ in adapter_layers(model)), None)
     if carrying is not None:
         raise ValueError(

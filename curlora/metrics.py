@@ -1,6 +1,6 @@
 """Continual-learning metrics from an accuracy matrix: ACC, BWT, Forgetting.
 
-Definitions follow ``shared/metrics.md``: R[i][j] is accuracy on task j after training through
+Definitions as in ``docs/metrics.md``: R[i][j] is accuracy on task j after training through
 task i (NaN where task j has no head yet).
 """
 

@@ -1,4 +1,4 @@
-"""Run the notebook suite headless with papermill: profiles, parameter checks, progress, outputs.
+"""Run the notebook suite headless with papermill: check, compute, execute, render.
 
     python -m curlora.notebooks run [--profile smoke|cpu|evidence|paper] [--only 01,04] [-p name=value ...]
 
@@ -13,12 +13,14 @@ report with its findings page, an offline HTML site). Publishing also writes the
 as it only re-reads the committed results; the cpu profile only with ``--publish``, as its numbers
 depend on the machine's kind (its kernels round differently) and a first run must leave the
 checkout clean.
+
+Each profile's parameters are in ``curlora.experiment.profiles``; the checks of values against a
+notebook's parameters cell are in ``curlora.notebook_parameters``.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import concurrent.futures as cf
 import hashlib
 import json
@@ -30,7 +32,18 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from curlora.experiment.profiles import PROFILES, STUDY_PARAMETERS
+from curlora.notebook_parameters import (
+    absolute_references,
+    declared_parameters,
+    parse_assignment,
+    validate,
+)
+
+if TYPE_CHECKING:
+    from curlora.experiment.design import Design
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -43,127 +56,8 @@ README_PROFILE = "evidence"
 REPORTED = ("cpu", "evidence")
 #: Committed results of the evidence profile (small JSON per run; recompute with --recompute).
 EVIDENCE_RESULTS = ROOT / "results" / "evidence"
-
-#: Learning-rate grids: from rates where an adapter barely learns to rates where it breaks
-#: (perplexity several-fold), chosen from a one-seed pilot on the cpu tasks (benchmarks/NOTES.md).
-CURLORA_RATES = [1e-3, 3e-3, 1e-2, 3e-2]
-LORA_RATES = [3e-4, 1e-3, 3e-3, 1e-2]
-_EVIDENCE = {
-    "preset": "evidence",
-    "model": "smollm2-135m",
-    "tasks": ["wiki-pairs", "movie-snippets", "tweets-3class"],
-    "rank": 16,
-    "train_size": 200,
-    "val_size": 100,
-    "eval_size": 400,
-    "seeds": [0, 1, 2],
-}
-#: The committed evidence: three seeds; notebook 04's arms and the sampling ablation, each in
-#: the paper's task order and its reverse. The sampling variants take three rates
-#: spanning "barely learns" to "near breaking", placed by the scale of their C and R against
-#: eq. 4's (benchmarks/NOTES.md): norm and uniform factors are larger, so their grid moves
-#: down; lowest-norm factors are smaller, so its grid moves up; the reference code's
-#: 1/(p + 0.001) is close to eq. 4's. The SVD peer takes two rates (its frontier is a segment).
-#: LoRA at rank 1 takes CURLoRA's grid: with the paper's unscaled x·A·B·alpha its update is
-#: about √16 = 4× smaller per step than rank 16's (benchmarks/NOTES.md).
-_MAIN_ARMS = ["curlora", "lora", "lora-r1", "head-only"]
-#: CURLoRA with each sampling rule: eq. 4, the reference code's, classical CUR, uniform, lowest-norm.
-_CURLORA_SAMPLINGS = [
-    "curlora",
-    "curlora-inverse_eps",
-    "curlora-norm",
-    "curlora-uniform",
-    "curlora-lowest",
-]
-_SAMPLING_ARMS = [*_CURLORA_SAMPLINGS, "svd", "head-only"]
-_EVIDENCE_LRS = {
-    # 3e-4 too: at 1e-3, the pilot's lowest, CURLoRA already learned most on validation, so
-    # without a lower rate its frontier had no rising part to be read at matched plasticity.
-    "curlora": [3e-4, *CURLORA_RATES],
-    "curlora-inverse_eps": [1e-3, 3e-3, 1e-2],
-    "curlora-norm": [3e-4, 1e-3, 3e-3],
-    "curlora-uniform": [3e-4, 1e-3, 3e-3],
-    "curlora-lowest": [3e-3, 1e-2, 3e-2],
-    "lora": LORA_RATES,
-    "lora-r1": CURLORA_RATES,
-    "svd": [3e-4, 1e-3],
-}
-_SMOKE = {
-    "preset": "smoke",
-    "model": "tiny-llama",
-    "tasks": ["wiki-pairs", "movie-snippets"],
-    "rank": 4,
-    "train_size": 32,
-    "val_size": 16,
-    "eval_size": 16,
-    "seeds": [0, 1],
-    "lrs": {"*": [3e-3, 3e-2]},
-}
-#: The paper's setting (§6): GPT-2-large, the hub data sets; rates around its 2.5e-4.
-_PAPER = {
-    "preset": "paper-gpt2",
-    "model": "gpt2-large",
-    "tasks": ["glue/mrpc", "glue/sst2", "sentiment140-paper"],
-    "eval_size": 1000,
-    "val_size": 100,
-    "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
-}
-#: Parameter overrides per profile and notebook prefix. The notebooks' own defaults are the
-#: ``cpu`` profile's, so an interactive session starts from it.
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {
-        "01": {
-            "model": "tiny-llama",
-            "layers": [0, 1],
-            "rank": 4,
-            "widths": [64, 256, 1024],
-            "ranks": [2, 4, 8],
-            "seeds": [0, 1],
-        },
-        "02": _SMOKE,
-        "03": {"models": ["gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct"], "ranks": [8, 16]},
-        "04": _SMOKE,
-        "05": _SMOKE,
-    },
-    "cpu": {"01": {}, "02": {}, "03": {}, "04": {}, "05": {}},
-    "evidence": {
-        "01": {},
-        "02": {
-            **_EVIDENCE,
-            "arms": [*_CURLORA_SAMPLINGS, "lora", "svd", "head-only"],
-            "lrs": _EVIDENCE_LRS,
-        },
-        "03": {},
-        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "all"},
-        "05": {
-            **_EVIDENCE,
-            "arms": _SAMPLING_ARMS,
-            "lrs": _EVIDENCE_LRS,
-            "orders": "paper+reverse",
-        },
-    },
-    "paper": {
-        "01": {"model": "gpt2-large", "projection": "c_attn", "layers": [0, 18, 35]},
-        "02": _PAPER,
-        "03": {},
-        "04": _PAPER,
-        "05": _PAPER,
-    },
-}
-#: Notebooks that read experiments, and the parameters that define them (passed to study_design).
-STUDY_PARAMETERS = (
-    "preset",
-    "model",
-    "tasks",
-    "rank",
-    "train_size",
-    "val_size",
-    "eval_size",
-    "arms",
-    "lrs",
-    "seeds",
-    "orders",
-)
+#: The notebooks whose studies the findings page reads: the main study and the sampling ablation.
+FINDINGS_NOTEBOOKS = {"main": "04", "ablation": "05"}
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -180,77 +74,21 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return chosen
 
 
-def declared_parameters(path: Path) -> dict[str, tuple[str, Any]]:
-    """The notebook's ``parameters`` cell as {name: (type annotation, default)}."""
-    cells = json.loads(path.read_text())["cells"]
-    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(tagged) != 1:
-        raise ValueError(
-            f"{path.name} must have exactly one cell tagged 'parameters', found {len(tagged)}."
-        )
-    tree = ast.parse("".join(tagged[0]["source"]))
-    params = {}
-    for node in tree.body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            raise ValueError(f"{path.name}: every parameters line must read `name: type = value`.")
-        params[node.target.id] = (ast.unparse(node.annotation), ast.literal_eval(node.value))
-    return params
-
-
-def _matches(value: Any, annotation: str) -> bool:
-    scalar = {"int": int, "float": (int, float), "str": str, "bool": bool}
-    if annotation in scalar:
-        if annotation != "bool" and isinstance(value, bool):
-            return False
-        return isinstance(value, scalar[annotation])
-    if annotation.startswith("list[") and annotation.endswith("]"):
-        inner = annotation[5:-1]
-        return isinstance(value, list) and all(_matches(v, inner) for v in value)
-    if annotation.startswith("dict[str, ") and annotation.endswith("]"):
-        inner = annotation[len("dict[str, ") : -1]
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and _matches(v, inner) for k, v in value.items()
-        )
-    return False
-
-
-def validate(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Check ``overrides`` against the notebook's declared names and types; returns them."""
-    declared = declared_parameters(path)
-    listing = ", ".join(f"{n}: {t}" for n, (t, _) in declared.items())
-    for name, value in overrides.items():
-        if name not in declared:
-            raise ValueError(f"{path.name} has no parameter {name!r}. Its parameters: {listing}.")
-        annotation = declared[name][0]
-        if not _matches(value, annotation):
-            raise TypeError(
-                f"{path.name}: parameter {name} expects {annotation}, got {value!r} "
-                f"({type(value).__name__})."
-            )
-    return overrides
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """'name=value' from the command line; the value is a Python literal, else a string."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name.strip():
-        raise ValueError(f"Expected -p name=value, got {text!r}.")
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    return name.strip(), value
-
-
-def study_of(path: Path, params: dict[str, Any]):
-    """The experiment design a notebook reads, from its full parameters (None if it reads none)."""
-    from curlora.experiment.design import study_design
-
+def study_parameters(path: Path, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The values of a notebook's study parameters, from its full parameters (None if it reads
+    no experiments)."""
     declared = declared_parameters(path)
     if not set(STUDY_PARAMETERS) <= set(declared):
         return None
-    values = {k: params.get(k, declared[k][1]) for k in STUDY_PARAMETERS}
-    return study_design(**values)
+    return {k: params.get(k, declared[k][1]) for k in STUDY_PARAMETERS}
+
+
+def study_of(path: Path, params: dict[str, Any]) -> Design | None:
+    """The experiment design a notebook reads, from its full parameters (None if it reads none)."""
+    from curlora.experiment.design import study_design
+
+    values = study_parameters(path, params)
+    return None if values is None else study_design(**values)
 
 
 def check_inputs(designs: list) -> None:
@@ -279,32 +117,6 @@ def run_name(profile: str, overrides: dict[str, Any]) -> str:
     return f"{profile}-{digest[:8]}"
 
 
-#: Parameters that name models or tasks, which may be paths relative to where the runner starts.
-REFERENCE_PARAMETERS = ("model", "models", "tasks")
-
-
-def absolute_references(overrides: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` with local files and folders among models and tasks made absolute.
-
-    The runner starts wherever the user is, but papermill runs each notebook inside
-    ``notebooks/``: a relative ``reviews.csv`` must name the same file in both places.
-    """
-
-    def absolute(ref: Any) -> Any:
-        if not isinstance(ref, str) or ref.startswith("hub:"):
-            return ref
-        base, sep, query = ref.partition("?")
-        path = Path(base).expanduser()
-        return f"{path.resolve()}{sep}{query}" if path.exists() else ref
-
-    return {
-        k: ([absolute(r) for r in v] if isinstance(v, list) else absolute(v))
-        if k in REFERENCE_PARAMETERS
-        else v
-        for k, v in overrides.items()
-    }
-
-
 def run_suite(
     profile: str = "cpu",
     only: list[str] | None = None,
@@ -316,23 +128,12 @@ def run_suite(
     log=print,
 ) -> dict:
     """Check, compute, execute and render; returns where things went and per-notebook timings."""
-    from curlora.experiment.cost import check_precision
-    from curlora.experiment.machine import describe_machine
-    from curlora.experiment.sweep import default_workers, run_many
     from curlora.report import render_site, write_markdown
 
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
     overrides = absolute_references(overrides or {})
-    chosen = notebooks(only)
-    plans = []
-    for path in chosen:
-        params = dict(PROFILES[profile].get(path.name[:2], {}))
-        params.update({k: v for k, v in overrides.items() if k in declared_parameters(path)})
-        plans.append((path, validate(path, params)))
-    unknown = set(overrides) - {n for p in chosen for n in declared_parameters(p)}
-    if unknown:
-        raise ValueError(f"No chosen notebook has parameter(s) {sorted(unknown)}.")
+    plans = _plan(profile, notebooks(only), overrides)
     name = run_name(profile, overrides)
     out = Path(out or RUNS_DIR / name)
     reported = profile in REPORTED and not overrides and only is None
@@ -342,29 +143,80 @@ def run_suite(
             f"Only a whole run of the {' or '.join(REPORTED)} profile with its own parameters has "
             "a committed report to publish; drop --publish (this run writes to build/runs/)."
         )
-    publish_figures = publish and profile == README_PROFILE
-    figures = FIGURES_DIR if publish_figures else out / "figures"
+    figures = FIGURES_DIR if publish and profile == README_PROFILE else out / "figures"
     if profile == "evidence" and "CURLORA_RESULTS" not in os.environ:
         os.environ["CURLORA_RESULTS"] = str(EVIDENCE_RESULTS)
+    _compute_experiments(plans, profile, executor, recompute, log)
+    rows, findings = _execute_notebooks(plans, out, figures, profile, reported, log)
+    executed = [out / "notebooks" / p.name for p, _ in plans]
+    title = f"curlora — {profile} profile"
+    site = render_site(executed, out / "site", title=title)
+    report = write_markdown(
+        executed,
+        REPORT_DIR / profile if publish else out / "report",
+        title=title,
+        findings=findings,
+    )
+    return {
+        "name": name,
+        "out": out,
+        "figures": figures,
+        "site": site,
+        "report": report,
+        "rows": rows,
+    }
+
+
+def _plan(
+    profile: str, chosen: list[Path], overrides: dict[str, Any]
+) -> list[tuple[Path, dict[str, Any]]]:
+    """Each chosen notebook with its checked parameters: the profile's, then the overrides."""
+    plans = []
+    for path in chosen:
+        params = dict(PROFILES[profile].get(path.name[:2], {}))
+        params.update({k: v for k, v in overrides.items() if k in declared_parameters(path)})
+        plans.append((path, validate(path, params)))
+    unknown = set(overrides) - {n for p in chosen for n in declared_parameters(p)}
+    if unknown:
+        raise ValueError(f"No chosen notebook has parameter(s) {sorted(unknown)}.")
+    return plans
+
+
+def _compute_experiments(plans, profile: str, executor: str, recompute: bool, log) -> None:
+    """Compute the runs the notebooks will read that are not cached yet, after checking inputs."""
+    from curlora.experiment.cost import check_precision
+    from curlora.experiment.machine import describe_machine
+    from curlora.experiment.sweep import run_many
+
     designs = [d for d in (study_of(p, params) for p, params in plans) if d is not None]
     check_inputs(designs)
     specs = list({s.key(): s for d in designs for s in d.specs()}.values())
-    if specs:
-        missing = _missing(specs)
-        if missing and profile == "evidence" and not recompute:
-            raise RuntimeError(
-                f"{len(missing)} of the evidence profile's {len(specs)} runs are not in "
-                f"{os.environ['CURLORA_RESULTS']}; pass --recompute to compute them "
-                "(hours on 2 cores: see benchmarks/RESULTS.md)."
-            )
-        if missing:
-            log(describe_machine())
-            check_precision(missing)
-        log(f"experiments: {len(specs)} runs ({_to_compute(missing)})")
-        if missing:
-            run_many(missing, executor=executor, desc="experiments")
+    if not specs:
+        return
+    missing = _missing(specs)
+    if missing and profile == "evidence" and not recompute:
+        raise RuntimeError(
+            f"{len(missing)} of the evidence profile's {len(specs)} runs are not in "
+            f"{os.environ['CURLORA_RESULTS']}; pass --recompute to compute them "
+            "(hours on 2 cores: see benchmarks/RESULTS.md)."
+        )
+    if missing:
+        log(describe_machine())
+        check_precision(missing)
+    log(f"experiments: {len(specs)} runs ({_to_compute(missing)})")
+    if missing:
+        run_many(missing, executor=executor, desc="experiments")
+
+
+def _execute_notebooks(
+    plans, out: Path, figures: Path, profile: str, reported: bool, log
+) -> tuple[list[dict], str | None]:
+    """Execute the notebooks into ``out``; returns their timings and, for a reported profile,
+    its findings page."""
+    from curlora.experiment.sweep import default_workers
+
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    # The experiments are computed above, so the notebooks only read results and draw. Each runs
+    # The experiments are computed first, so the notebooks only read results and draw. Each runs
     # in its own process (so its kernel inherits that process's thread setting), one per core at a
     # time: a kernel spends much of its time starting and importing, which leaves a core idle.
     context = multiprocessing.get_context("spawn")
@@ -390,22 +242,7 @@ def run_suite(
             log(f"✓ {rows[-1]['notebook']} ({rows[-1]['seconds']:.0f} s)")
         findings_text = findings.result() if findings else None
     rows.sort(key=lambda row: row["notebook"])
-    executed = [out / "notebooks" / p.name for p, _ in plans]
-    site = render_site(executed, out / "site", title=f"curlora — {profile} profile")
-    report = write_markdown(
-        executed,
-        REPORT_DIR / profile if publish else out / "report",
-        title=f"curlora — {profile} profile",
-        findings=findings_text,
-    )
-    return {
-        "name": name,
-        "out": out,
-        "figures": figures,
-        "site": site,
-        "report": report,
-        "rows": rows,
-    }
+    return rows, findings_text
 
 
 def as_notebook_path(folder: Path) -> str:
@@ -440,22 +277,20 @@ def execute_notebook(
 
 
 def _findings(plans, profile: str) -> str:
-    """The profile's findings page, from the runs of notebooks 04 (main) and 05 (ablation)."""
-    from curlora.experiment.sweep import run_many
+    """The profile's findings page, from the studies of its main and ablation notebooks."""
+    from curlora.experiment.loading import load_study
     from curlora.findings import summary_markdown
-    from curlora.study import Study
 
     studies = {}
-    for path, params in plans:
-        design = study_of(path, params)
-        if design is not None and path.name[:2] in ("04", "05"):
-            runs = run_many(design.specs(), executor="serial", progress=False)
-            studies[path.name[:2]] = Study(runs, base_rank=design.base.rank)
-    if "04" not in studies:
-        return f"# Findings ({profile} profile)\n\nNotebook 04 was not part of this run.\n"
-    return f"# Findings ({profile} profile)\n\n" + summary_markdown(
-        studies["04"], studies.get("05")
-    )
+    for role, prefix in FINDINGS_NOTEBOOKS.items():
+        for path, params in plans:
+            values = study_parameters(path, params) if path.name.startswith(prefix) else None
+            if values is not None:
+                _design, _runs, studies[role] = load_study(**values, executor="serial")
+    title = f"# Findings ({profile} profile)\n\n"
+    if "main" not in studies:
+        return f"{title}Notebook {FINDINGS_NOTEBOOKS['main']} was not part of this run.\n"
+    return title + summary_markdown(studies["main"], studies.get("ablation"))
 
 
 def _to_compute(missing: list) -> str:

@@ -1,7 +1,7 @@
 """Statistics for verdicts: t-intervals over seeds, paired differences, detectable effects, a
 bootstrap over evaluation examples, and learning-rate frontiers read at matched plasticity.
 
-The replicate is the seed (``shared/statistics.md``): values are averaged within a seed first
+The replicate is the seed (``docs/statistics.md``): values are averaged within a seed first
 (over tasks, task orders), then a Student-t interval is taken over seeds with df = n − 1.
 """
 
@@ -45,13 +45,6 @@ class Interval:
     def detectable(self, power: float = 0.8) -> float:
         """The smallest true effect this design detects with ``power`` (two-sided test at 1 − confidence)."""
         return detectable_effect(self.se, self.df, power, 1 - self.confidence)
-
-    def text(self, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
-        """'0.024 [−0.010, 0.058]' style, optionally scaled (e.g. to percentage points)."""
-        f = f"{{:+.{digits}f}}"
-        if math.isnan(self.se):
-            return f.format(self.mean * scale) + unit
-        return f"{f.format(self.mean * scale)}{unit} [{f.format(self.lo * scale)}, {f.format(self.hi * scale)}]"
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:

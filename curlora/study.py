@@ -31,15 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from curlora import stats
-from curlora.experiment.design import arm_of
+from curlora.arms import Arm
 from curlora.experiment.results import Results
+from curlora.outcomes import outcome
 
-#: Stability outcomes a frontier can be read on, and what each means.
-OUTCOMES = {
-    "ppl_ratio": "perplexity ratio (after / before)",
-    "forgetting": "forgetting of learned tasks (accuracy points lost)",
-    "output_shift": "mean output shift of adapted layers",
-}
 #: Levels at which frontiers are compared, as fractions of the usable plasticity range.
 LEVELS = (0.25, 0.5, 0.75)
 
@@ -66,10 +61,9 @@ class Study:
             raise ValueError("A study needs at least one run.")
         self.runs = runs
         self.base_rank = base_rank
-        base = runs[0].spec.replace(rank=base_rank) if base_rank else None
         self.index: dict[tuple[str, float, int, tuple], Results] = {}
         for r in runs:
-            key = (arm_of(r.spec, base), r.spec.lr, r.spec.seed, r.spec.tasks)
+            key = (Arm.of_spec(r.spec, base_rank).name, r.spec.lr, r.spec.seed, r.spec.tasks)
             if key in self.index and self.index[key].spec.group_key() != r.spec.group_key():
                 raise ValueError(
                     f"Two runs of {key[0]} at rate {key[1]:g}, seed {key[2]} differ in other "
@@ -118,6 +112,15 @@ class Study:
         if not chosen:
             raise ValueError(f"No runs with seeds {list(seeds)}; the study has {self.seeds}.")
         return Study(chosen, self.base_rank)
+
+    def contrast_rate(self, a: str, b: str) -> float | None:
+        """The one rate a same-rate contrast uses: the highest rate both arms ran at (stated)."""
+        shared = sorted(set(self.rates(a)) & set(self.rates(b)))
+        return shared[-1] if shared else None
+
+    def ablations(self, reference: str = "curlora") -> list[str]:
+        """The study's ablations of ``reference``: other sampling rules and the SVD peer."""
+        return [a for a in self.arms if a != reference and Arm.parse(a).role == "ablation"]
 
     def runs_of(self, arm: str, lr: float | None = None) -> list[Results]:
         """The runs of an arm (at one rate, or its operating rate)."""
@@ -173,18 +176,8 @@ class Study:
         return [t for t in tasks if any(t in order[:-1] for order in self.orders)]
 
     def outcome(self, run: Results, name: str, tasks: list[str] | None = None) -> float:
-        """A stability outcome of one run; forgetting over ``tasks`` (the learned ones)."""
-        if name == "ppl_ratio":
-            return math.log(run.summary()["ppl_ratio"])
-        if name == "output_shift":
-            return run.summary()["output_shift"]
-        if name == "forgetting":
-            keep = [t for t in run.task_names[:-1] if tasks is None or t in tasks]
-            if not keep:
-                return math.nan
-            R = run.accuracy_matrix()
-            return float(np.mean([R.loc[t, t] - R.iloc[-1][t] for t in keep]))
-        raise ValueError(f"Unknown outcome {name!r}; choose one of {', '.join(OUTCOMES)}.")
+        """A stability outcome of one run (``curlora.outcomes``); forgetting over ``tasks``."""
+        return outcome(name).of_run(run, tasks)
 
     def per_seed(
         self, arm: str, lr: float | None, value: Callable[[Results], float]

@@ -11,6 +11,14 @@ import pandas as pd
 import pytest
 
 from curlora import notebooks as runner
+from curlora.experiment.profiles import PROFILES, STUDY_PARAMETERS
+from curlora.notebook_parameters import (
+    absolute_references,
+    declared_parameters,
+    matches,
+    parse_assignment,
+    validate,
+)
 
 NOTEBOOKS = runner.notebooks()
 
@@ -27,10 +35,10 @@ def test_notebook_hygiene(path):
         "strip outputs"
     )
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
-    params = runner.declared_parameters(path)  # exactly one tagged cell, all `name: type = value`
+    params = declared_parameters(path)  # exactly one tagged cell, all `name: type = value`
     assert {"figures_dir", "interactive"} <= set(params) and params["interactive"][1] is True
     for name, (annotation, default) in params.items():
-        assert runner._matches(default, annotation), f"{name}: default does not fit {annotation}"
+        assert matches(default, annotation), f"{name}: default does not fit {annotation}"
     assert nb["cells"][0]["cell_type"] == "markdown" and "".join(
         nb["cells"][0]["source"]
     ).startswith("# ")
@@ -41,23 +49,55 @@ def test_notebook_hygiene(path):
 def test_parameter_validation_errors():
     path = NOTEBOOKS[0]
     with pytest.raises(ValueError, match=r"no parameter 'rnak'.*rank: int"):
-        runner.validate(path, {"rnak": 3})
+        validate(path, {"rnak": 3})
     with pytest.raises(TypeError, match="expects int"):
-        runner.validate(path, {"rank": "16"})
+        validate(path, {"rank": "16"})
     with pytest.raises(TypeError, match=r"expects list\[int\]"):
-        runner.validate(path, {"layers": [0, "1"]})
+        validate(path, {"layers": [0, "1"]})
     with pytest.raises(TypeError, match="expects int"):
-        runner.validate(path, {"rank": True})
+        validate(path, {"rank": True})
     four = NOTEBOOKS[3]
-    assert runner.validate(four, {"lrs": {"curlora": [1e-3]}}) == {"lrs": {"curlora": [1e-3]}}
+    assert validate(four, {"lrs": {"curlora": [1e-3]}}) == {"lrs": {"curlora": [1e-3]}}
     with pytest.raises(TypeError, match=r"dict\[str, list\[float\]\]"):
-        runner.validate(four, {"lrs": {"curlora": 1e-3}})
+        validate(four, {"lrs": {"curlora": 1e-3}})
     with pytest.raises(FileNotFoundError, match="01_cur_sampling"):
         runner.notebooks(["09"])
-    assert runner.parse_assignment("lrs=[0.1, 0.2]") == ("lrs", [0.1, 0.2])
-    assert runner.parse_assignment("model=tiny-gpt2") == ("model", "tiny-gpt2")
+    assert parse_assignment("lrs=[0.1, 0.2]") == ("lrs", [0.1, 0.2])
+    assert parse_assignment("model=tiny-gpt2") == ("model", "tiny-gpt2")
     with pytest.raises(ValueError, match="name=value"):
-        runner.parse_assignment("rank")
+        parse_assignment("rank")
+
+
+def test_every_profile_fits_every_notebook_and_the_findings_notebooks_read_studies():
+    for profile, per_notebook in PROFILES.items():
+        assert set(per_notebook) == {p.name[:2] for p in NOTEBOOKS}, profile
+        for path in NOTEBOOKS:
+            validate(path, per_notebook[path.name[:2]])
+    for prefix in runner.FINDINGS_NOTEBOOKS.values():
+        (path,) = runner.notebooks([prefix])
+        assert runner.study_parameters(path, {}) is not None
+
+
+def test_load_study_takes_the_study_parameters(tmp_path, monkeypatch):
+    import inspect
+
+    from curlora.experiment.loading import load_study
+
+    assert tuple(inspect.signature(load_study).parameters)[: len(STUDY_PARAMETERS)] == (
+        STUDY_PARAMETERS
+    )
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
+    smoke = PROFILES["smoke"]["04"]
+    values = {k: smoke[k] for k in STUDY_PARAMETERS if k in smoke}
+    values |= {
+        "arms": ["curlora", "head-only"],
+        "lrs": {"*": [3e-2]},
+        "seeds": [0],
+        "orders": "paper",
+    }
+    design, runs, study = load_study(**values, executor="serial")
+    assert [r.spec for r in runs] == design.specs() and design.base.rank == 4
+    assert study.arms == ["curlora", "head-only"] and study.base_rank == 4
 
 
 def test_command_line_reports_bad_parameters_and_inputs(capsys):
@@ -209,9 +249,7 @@ def test_your_own_files_and_model_folder_with_one_command(tmp_path, monkeypatch)
     )
     executed = (tmp_path / "byo" / "notebooks" / "04_forgetting_curves.ipynb").read_text()
     assert "`task0` → `task1` → `task2`" in executed
-    assert runner.absolute_references(
-        {"tasks": ["task0.csv?text=text"], "model": "smollm2-135m"}
-    ) == {
+    assert absolute_references({"tasks": ["task0.csv?text=text"], "model": "smollm2-135m"}) == {
         "tasks": [f"{a}?text=text"],
         "model": "smollm2-135m",
     }

@@ -17,7 +17,7 @@ OUTSIDE = textwrap.dedent("""
     import torch, peft
     import curlora
     from curlora import CURLoRAConfig, count_parameters
-    from curlora.findings import paper_results
+    from curlora.tables import paper_results
     from curlora.models import load_model
 
     assert curlora.__file__.startswith(sys.prefix), curlora.__file__  # the wheel, not the checkout

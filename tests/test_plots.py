@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from curlora import findings, plots, sampling
+from curlora import findings, plots, sampling, tables
 from curlora.counting import parameter_table
 from curlora.experiment import run_many
 from curlora.experiment.design import study_design
@@ -89,7 +89,7 @@ def test_result_figures_and_tables(smoke_study):
         plots.task_accuracy_curves(study),
         plots.perplexity_trajectory(study),
         plots.frontiers(study),
-        plots.matched_vs_same_rate(findings.ablation_table(study)),
+        plots.matched_vs_same_rate(tables.ablation_table(study)),
     ]
     assert all(isinstance(f, Figure) for f in figs)
     # Every result figure states how many seeds it pools.
@@ -98,12 +98,12 @@ def test_result_figures_and_tables(smoke_study):
     ppl_axis = figs[7].axes[0]
     bands = [v for c in ppl_axis.collections for v in c.get_paths()[0].vertices[:, 1]]
     assert ppl_axis.get_yscale() == "log" and min(bands) > 0
-    table = findings.comparison_table(study)
+    table = tables.comparison_table(study)
     assert "wiki-pairs after movie-snippets" in table.index and "majority class" in table.columns
     assert len(findings.verdicts(study)) >= 4
 
 
 def test_paper_table_is_the_papers():
-    paper = findings.paper_results().set_index(["model", "metric"])
+    paper = tables.paper_results().set_index(["model", "metric"])
     assert paper.loc[("Mistral-7B", "final_ppl"), "LoRA-16"] == 65055.02
     assert paper.loc[("GPT-2-large", "initial_ppl"), "CURLoRA-8"] == 28.25

@@ -12,14 +12,14 @@ import sys
 
 import numpy as np
 
-from curlora.cur import SAMPLING_MODES
+from curlora.cur import SAMPLING_RULES
 from curlora.experiment.cost import check_precision
 from curlora.experiment.presets import PRESETS, preset
 from curlora.experiment.results import Results
 from curlora.experiment.runner import run
 from curlora.experiment.summary import summarise
 from curlora.experiment.sweep import EXECUTORS, executor_name, run_many
-from curlora.inject import METHODS
+from curlora.methods import REGISTRY
 
 
 def format_results(results: Results) -> str:
@@ -57,14 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", help="built-in name, hub id, save_pretrained folder or .gguf file"
     )
-    parser.add_argument("--method", choices=METHODS)
+    parser.add_argument("--method", choices=tuple(REGISTRY))
     parser.add_argument("--rank", type=int)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--sampling", choices=SAMPLING_MODES)
+    parser.add_argument("--sampling", choices=tuple(SAMPLING_RULES))
     parser.add_argument("--seed", type=int)
     parser.add_argument("--tasks", nargs="+", help="task references: names, files, hub:<dataset>")
     parser.add_argument(
-        "--methods", nargs="+", choices=METHODS, help="several methods: print a summary table"
+        "--methods",
+        nargs="+",
+        choices=tuple(REGISTRY),
+        help="several methods: print a summary table",
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="several seeds: mean and 95%% CI")
     parser.add_argument(

@@ -12,47 +12,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from curlora.cur import SAMPLING_MODES
+from curlora.arms import Arm
 from curlora.experiment.spec import ExperimentSpec
-from curlora.inject import METHODS
 
 ORDERS = ("paper", "paper+reverse", "all")
-
-
-def arm_changes(arm: str) -> dict:
-    """The spec fields an arm name sets, e.g. 'lora-r1' → {'method': 'lora', 'rank': 1}."""
-    if arm == "head-only":
-        return {"method": "head-only"}
-    method, *rest = arm.split("-")
-    if method not in METHODS:
-        raise ValueError(
-            f"Arm {arm!r}: unknown method {method!r}; arms look like curlora, curlora-norm, "
-            "lora, lora-r1, svd or head-only."
-        )
-    changes: dict = {"method": method}
-    for part in rest:
-        if part in SAMPLING_MODES and method == "curlora":
-            changes["sampling"] = part
-        elif part.startswith("r") and part[1:].isdigit():
-            changes["rank"] = int(part[1:])
-        else:
-            raise ValueError(
-                f"Arm {arm!r}: {part!r} is neither a rank (r8) nor a CURLoRA sampling mode "
-                f"({', '.join(SAMPLING_MODES)})."
-            )
-    return changes
-
-
-def arm_of(spec: ExperimentSpec, base: ExperimentSpec | None = None) -> str:
-    """The arm name of a spec (the inverse of ``arm_changes`` relative to ``base``'s rank)."""
-    if spec.method == "head-only":
-        return "head-only"
-    name = spec.method
-    if spec.method == "curlora" and spec.sampling != "inverse":
-        name += f"-{spec.sampling}"
-    if base is not None and spec.rank != base.rank:
-        name += f"-r{spec.rank}"
-    return name
 
 
 def task_orders(tasks: tuple[str, ...], orders: str) -> list[tuple[str, ...]]:
@@ -78,7 +41,7 @@ class Design:
 
     def __post_init__(self) -> None:
         for arm in self.arms:
-            arm_changes(arm)
+            Arm.parse(arm)  # an unknown arm fails here, naming the forms an arm takes
         missing = [a for a in self.arms if a != "head-only" and not self.rates(a)]
         if missing:
             raise ValueError(f"No learning rates for arm(s) {missing}; give lrs[arm] or lrs['*'].")
@@ -98,7 +61,9 @@ class Design:
                 for lr in self.rates(arm):
                     for seed in self.seeds:
                         out.append(
-                            self.base.replace(tasks=tasks, lr=lr, seed=seed, **arm_changes(arm))
+                            self.base.replace(
+                                tasks=tasks, lr=lr, seed=seed, **Arm.parse(arm).changes()
+                            )
                         )
         return out
 

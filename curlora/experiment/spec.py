@@ -14,10 +14,10 @@ import json
 import math
 from dataclasses import dataclass
 
-from curlora.cur import SAMPLING_MODES
+from curlora.cur import SAMPLING_RULES
 from curlora.data import source_fingerprint, task_reference
 from curlora.experiment.precision import DTYPES
-from curlora.inject import METHODS
+from curlora.methods import REGISTRY
 from curlora.models import model_fingerprint
 
 SCHEDULES = ("constant", "cosine", "linear")
@@ -73,8 +73,9 @@ class ExperimentSpec:
         if self.target_modules is not None and not isinstance(self.target_modules, str):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
         choices = {
-            "method": METHODS,
-            "sampling": SAMPLING_MODES,
+            # The registries as they stand now, so a method or rule registered later is accepted.
+            "method": tuple(REGISTRY),
+            "sampling": tuple(SAMPLING_RULES),
             "schedule": SCHEDULES,
             "ppl_mode": PPL_MODES,
             "ppl_stages": PPL_STAGES,

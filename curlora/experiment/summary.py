@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from curlora.experiment.design import arm_of
+from curlora.arms import Arm
 from curlora.experiment.results import Results
 from curlora.stats import t_interval
 
@@ -19,7 +19,10 @@ LABELS = ("method", "rank", "lr", "sampling", "seed", "order")
 def runs_table(results: list[Results]) -> pd.DataFrame:
     """One row per run: its summary numbers plus arm, group key and seed."""
     return pd.DataFrame(
-        [{**r.summary(), "arm": arm_of(r.spec), "group": r.spec.group_key()} for r in results]
+        [
+            {**r.summary(), "arm": Arm.of_spec(r.spec).name, "group": r.spec.group_key()}
+            for r in results
+        ]
     )
 
 

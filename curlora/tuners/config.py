@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from peft.config import PeftConfig
 
-from curlora.cur import SAMPLING_MODES
+from curlora.cur import SAMPLING_RULES
 
 
 @dataclass
@@ -80,9 +80,9 @@ class CURLoRAConfig(FactoredConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.sampling not in SAMPLING_MODES:
+        if self.sampling not in SAMPLING_RULES:
             raise ValueError(
-                f"Unknown sampling mode {self.sampling!r}; choose one of {', '.join(SAMPLING_MODES)}."
+                f"Unknown sampling mode {self.sampling!r}; choose one of {', '.join(SAMPLING_RULES)}."
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int, got {self.seed!r}.")

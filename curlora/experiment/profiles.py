@@ -1,0 +1,128 @@
+"""The notebook suite's profiles (smoke, cpu, evidence, paper): each notebook's parameters, and
+the learning-rate grids they use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Learning-rate grids: from rates where an adapter barely learns to rates where it breaks
+#: (perplexity several-fold), chosen from a one-seed pilot on the cpu tasks (benchmarks/NOTES.md).
+CURLORA_RATES = [1e-3, 3e-3, 1e-2, 3e-2]
+LORA_RATES = [3e-4, 1e-3, 3e-3, 1e-2]
+_EVIDENCE = {
+    "preset": "evidence",
+    "model": "smollm2-135m",
+    "tasks": ["wiki-pairs", "movie-snippets", "tweets-3class"],
+    "rank": 16,
+    "train_size": 200,
+    "val_size": 100,
+    "eval_size": 400,
+    "seeds": [0, 1, 2],
+}
+#: The committed evidence: three seeds; notebook 04's arms and the sampling ablation, each in
+#: the paper's task order and its reverse. The sampling variants take three rates
+#: spanning "barely learns" to "near breaking", placed by the scale of their C and R against
+#: eq. 4's (benchmarks/NOTES.md): norm and uniform factors are larger, so their grid moves
+#: down; lowest-norm factors are smaller, so its grid moves up; the reference code's
+#: 1/(p + 0.001) is close to eq. 4's. The SVD peer takes two rates (its frontier is a segment).
+#: LoRA at rank 1 takes CURLoRA's grid: with the paper's unscaled x·A·B·alpha its update is
+#: about √16 = 4× smaller per step than rank 16's (benchmarks/NOTES.md).
+_MAIN_ARMS = ["curlora", "lora", "lora-r1", "head-only"]
+#: CURLoRA with each sampling rule: eq. 4, the reference code's, classical CUR, uniform, lowest-norm.
+_CURLORA_SAMPLINGS = [
+    "curlora",
+    "curlora-inverse_eps",
+    "curlora-norm",
+    "curlora-uniform",
+    "curlora-lowest",
+]
+_SAMPLING_ARMS = [*_CURLORA_SAMPLINGS, "svd", "head-only"]
+_EVIDENCE_LRS = {
+    # 3e-4 too: at 1e-3, the pilot's lowest, CURLoRA already learned most on validation, so
+    # without a lower rate its frontier had no rising part to be read at matched plasticity.
+    "curlora": [3e-4, *CURLORA_RATES],
+    "curlora-inverse_eps": [1e-3, 3e-3, 1e-2],
+    "curlora-norm": [3e-4, 1e-3, 3e-3],
+    "curlora-uniform": [3e-4, 1e-3, 3e-3],
+    "curlora-lowest": [3e-3, 1e-2, 3e-2],
+    "lora": LORA_RATES,
+    "lora-r1": CURLORA_RATES,
+    "svd": [3e-4, 1e-3],
+}
+_SMOKE = {
+    "preset": "smoke",
+    "model": "tiny-llama",
+    "tasks": ["wiki-pairs", "movie-snippets"],
+    "rank": 4,
+    "train_size": 32,
+    "val_size": 16,
+    "eval_size": 16,
+    "seeds": [0, 1],
+    "lrs": {"*": [3e-3, 3e-2]},
+}
+#: The paper's setting (§6): GPT-2-large, the hub data sets; rates around its 2.5e-4.
+_PAPER = {
+    "preset": "paper-gpt2",
+    "model": "gpt2-large",
+    "tasks": ["glue/mrpc", "glue/sst2", "sentiment140-paper"],
+    "eval_size": 1000,
+    "val_size": 100,
+    "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
+}
+#: Parameter overrides per profile and notebook prefix. The notebooks' own defaults are the
+#: ``cpu`` profile's, so an interactive session starts from it.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "01": {
+            "model": "tiny-llama",
+            "layers": [0, 1],
+            "rank": 4,
+            "widths": [64, 256, 1024],
+            "ranks": [2, 4, 8],
+            "seeds": [0, 1],
+        },
+        "02": _SMOKE,
+        "03": {"models": ["gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct"], "ranks": [8, 16]},
+        "04": _SMOKE,
+        "05": _SMOKE,
+    },
+    "cpu": {"01": {}, "02": {}, "03": {}, "04": {}, "05": {}},
+    "evidence": {
+        "01": {},
+        "02": {
+            **_EVIDENCE,
+            "arms": [*_CURLORA_SAMPLINGS, "lora", "svd", "head-only"],
+            "lrs": _EVIDENCE_LRS,
+        },
+        "03": {},
+        "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "all"},
+        "05": {
+            **_EVIDENCE,
+            "arms": _SAMPLING_ARMS,
+            "lrs": _EVIDENCE_LRS,
+            "orders": "paper+reverse",
+        },
+    },
+    "paper": {
+        "01": {"model": "gpt2-large", "projection": "c_attn", "layers": [0, 18, 35]},
+        "02": _PAPER,
+        "03": {},
+        "04": _PAPER,
+        "05": _PAPER,
+    },
+}
+#: The notebook parameters that define the experiments a notebook reads: those of ``load_study``
+#: and ``study_design``. A notebook declaring all of them reads a study.
+STUDY_PARAMETERS = (
+    "preset",
+    "model",
+    "tasks",
+    "rank",
+    "train_size",
+    "val_size",
+    "eval_size",
+    "arms",
+    "lrs",
+    "seeds",
+    "orders",
+)

@@ -1,0 +1,167 @@
+"""Verdicts, readings and tables on synthetic runs: each sentence follows the numbers."""
+
+from __future__ import annotations
+
+import pytest
+from synthetic_runs import TASKS, fake_run, single_rate_learners, synthetic_study
+
+from curlora import findings, tables
+from curlora.study import Study
+
+
+def test_verdicts_flip_with_the_data():
+    forgets = synthetic_study(curlora_forgets=0.1, lora_forgets=0.1)
+    keeps = synthetic_study(curlora_forgets=0.0, lora_forgets=0.0)
+    text = {k: " ".join(findings.verdicts(s)) for k, s in (("forgets", forgets), ("keeps", keeps))}
+    assert "forgetting is positive" in text["forgets"]
+    assert "forgetting is positive" not in text["keeps"] and "is excluded" in text["keeps"]
+    # Learned vs not learned: at the majority level nothing can be forgotten.
+    unlearned = " ".join(findings.verdicts(synthetic_study(0.0, 0.0, learned=False)))
+    assert "not learned above majority" in unlearned or "cannot be measured" in unlearned
+    # The frontier comparison flips sign when the frontiers cross over.
+    above = synthetic_study(0.0, 0.0).compare("curlora", "lora", "ppl_ratio")
+    below = synthetic_study(0.0, 0.0, cross=True).compare("curlora", "lora", "ppl_ratio")
+    assert above.interval.lo > 0 and below.interval.hi < 0
+    assert "is positive" in findings.comparison_reading(above)
+    assert "is negative" in findings.comparison_reading(below)
+
+
+def test_each_lora_arm_gets_its_own_equal_learning_verdict():
+    # CURLoRA's frontier lies above rank-4 LoRA's and below rank-1 LoRA's: opposite verdicts.
+    runs = []
+    for seed in (0, 1, 2):
+        jitter = 0.002 * seed
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        for k, lr in enumerate((1e-3, 3e-3, 1e-2, 3e-2)):
+            gain = 0.02 * (k + 1) + 2 * jitter
+            own = 0.6 + gain
+            runs.append(fake_run("curlora", lr, seed, own, own, 1 + gain * (2 + jitter), gain))
+            runs.append(fake_run("lora", lr / 10, seed, own, own, 1 + gain * (1 + jitter), gain))
+            runs.append(fake_run("lora", lr, seed, own, own, 1 + gain * (4 + jitter), gain, rank=1))
+    study = Study(runs, base_rank=4)
+    assert study.arms == ["head-only", "curlora", "lora", "lora-r1"]
+    by_peer = {
+        peer: next(
+            v
+            for v in findings.verdicts(study)
+            if v.startswith(f"*CURLoRA forgets less than {peer} ")
+        )
+        for peer in ("LoRA", "LoRA r1")
+    }
+    assert "CURLoRA higher (**contradicted**)" in by_peer["LoRA"].split(";")[0]
+    assert "CURLoRA lower (**holds**)" in by_peer["LoRA r1"].split(";")[0]
+
+
+def test_ablation_verdict_and_table():
+    runs = []
+    for seed in (0, 1, 2):
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        for k, lr in enumerate((1e-3, 3e-3, 1e-2)):
+            gain = 0.03 * (k + 1) + 0.004 * seed  # seeds differ: learning is shown by its spread
+            runs.append(
+                fake_run(
+                    "curlora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain + 0.001 * seed, gain
+                )
+            )
+            runs.append(
+                fake_run(
+                    "curlora",
+                    lr,
+                    seed,
+                    0.6 + gain,
+                    0.6 + gain,
+                    1 + 2 * gain + 0.002 * seed,
+                    gain,
+                    sampling="norm",
+                )
+            )
+    study = Study(runs)
+    table = tables.ablation_table(study)
+    assert list(table["label"]) == ["CURLoRA vs CURLoRA (norm sampling)"]
+    assert abs(table["matched_mean"].iloc[0]) < 0.5  # the same frontier: no difference
+    assert "equal learning" in findings.ablation_verdict(study)
+
+
+def test_a_matched_pair_of_rates_decides_when_frontiers_cannot():
+    higher = single_rate_learners(curlora_ratio=1.05)
+    assert not higher.compare("curlora", "lora", "ppl_ratio").levels
+    rate_a, rate_b, gap = higher.matched_pair("curlora", "lora")
+    assert (rate_a, rate_b) == (1e-3, 3e-4) and abs(gap.mean) < 0.02
+    text = findings.equal_learning_verdict(higher, "lora")
+    assert "at the nearest matched pair of rates, CURLoRA higher (**contradicted**)" in text
+    lower = findings.equal_learning_verdict(single_rate_learners(curlora_ratio=0.95), "lora")
+    assert "at the nearest matched pair of rates, CURLoRA lower (**holds**)" in lower
+    ablation = findings.ablation_verdict(single_rate_learners(1.05, peer_sampling="norm"))
+    assert "more perplexity change at the nearest matched pair of rates" in ablation
+
+
+def test_each_task_order_gets_its_own_verdicts():
+    # Perplexity holds in the paper's order and doubles in the reverse: the verdict hinges on it.
+    reverse = tuple(reversed(TASKS))
+    runs = []
+    for seed in (0, 1, 2):
+        for tasks, ratio in ((TASKS, 1.0), (reverse, 2.0)):
+            runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, tasks=tasks))
+            runs.append(
+                fake_run(
+                    "curlora", 1e-3, seed, 0.7, 0.7, ratio * (1 + 1e-4 * seed), 0.1, tasks=tasks
+                )
+            )
+    study = Study(runs)
+    assert study.of_order(reverse).orders == [reverse]
+    paper_part, reverse_part = findings.order_verdicts(study).split("**c → b → a alone**")
+    assert "**Holds here**" in paper_part and "Contradicted" not in paper_part
+    assert "**Contradicted here**" in reverse_part
+    one = Study([r for r in runs if r.spec.tasks == TASKS])
+    assert "not tested here" in findings.order_verdicts(one)
+    with pytest.raises(ValueError, match="No runs in task order"):
+        one.of_order(reverse)
+
+
+def test_the_sampling_ablation_is_read_per_task_order():
+    # Eq. 4 moves perplexity more than norm sampling in the paper's order, less in the reverse.
+    reverse = tuple(reversed(TASKS))
+    runs = []
+    for seed in (0, 1, 2):
+        for tasks, (eq4, norm) in ((TASKS, (1.05, 1.0)), (reverse, (1.0, 1.05))):
+            runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, tasks=tasks))
+            own = 0.7 + 0.01 * seed
+            for sampling, ratio in (("inverse", eq4), ("norm", norm)):
+                wobble = 1 + 1e-3 * seed * (2 if sampling == "norm" else 1)
+                runs.append(
+                    fake_run(
+                        "curlora",
+                        1e-3,
+                        seed,
+                        own,
+                        own,
+                        ratio * wobble,
+                        0.1,
+                        val=own,
+                        sampling=sampling,
+                        tasks=tasks,
+                    )
+                )
+    study = Study(runs)
+    text = findings.order_verdicts(study, findings.ablation_verdicts)
+    paper_part, reverse_part = text.split("**c → b → a alone**")
+    assert "more perplexity change at the nearest matched pair" in paper_part
+    assert "less perplexity change at the nearest matched pair" in reverse_part
+    assert "The sampling ablation from each task order alone" in findings.summary_markdown(
+        study, study
+    )
+    assert (
+        findings.ablation_verdicts(Study([r for r in runs if r.spec.sampling == "inverse"])) == []
+    )
+
+
+def test_operating_table_carries_both_kinds_of_interval():
+    table = tables.operating_table(synthetic_study(curlora_forgets=0.1, lora_forgets=0.0))
+    assert list(table.index) == ["head-only", "CURLoRA", "LoRA"]
+    acc = table.loc["CURLoRA", "ACC (over seeds)"]
+    mean, lo, hi = (
+        float(x) for x in acc.replace("[", "").replace("]", "").replace(",", "").split()
+    )
+    assert lo <= mean <= hi
+    assert 0.0 < float(table.loc["CURLoRA", "per-run SE of ACC (bootstrap)"]) < 0.05
+    assert table.loc["CURLoRA", "forgetting, learned tasks (pts)"].startswith("+10.0")
