@@ -15,6 +15,7 @@ import torch
 
 from curlora import experiment
 from curlora.data import load_task
+from curlora.experiment import head_only as head_only_module
 from curlora.experiment import preset, run, run_folder
 from curlora.experiment import runner as runner_module
 from curlora.experiment.batches import training_plan
@@ -70,9 +71,9 @@ def test_head_only_leaves_perplexity_exactly_unchanged_and_ignores_task_order(mo
     # A task's head depends on the seed and the task, not its position, and the backbone's
     # features are shared on disk: the reversed order computes none and gives the same accuracies.
     computed = []
-    original = runner_module.features
+    original = head_only_module.features
     monkeypatch.setattr(
-        runner_module, "features", lambda *a, **k: computed.append(1) or original(*a, **k)
+        head_only_module, "features", lambda *a, **k: computed.append(1) or original(*a, **k)
     )
     flipped = run(
         preset("smoke", method="head-only", tasks=("movie-snippets", "wiki-pairs")), progress=False

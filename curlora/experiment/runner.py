@@ -27,17 +27,18 @@ from torch import nn
 
 from curlora.analysis import layer_stats, output_shift
 from curlora.counting import trainable_parameters
-from curlora.data import load_corpus, load_task, source_fingerprint
+from curlora.data import load_corpus, load_task
 from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
-from curlora.experiment.evaluate import correct, features, predict
+from curlora.experiment.evaluate import correct, predict
+from curlora.experiment.head_only import head_only_records
 from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
 from curlora.experiment.machine import environment
 from curlora.experiment.precision import DTYPES, FrozenCast, mixed_precision
 from curlora.experiment.records import StageRecord
 from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
-from curlora.experiment.train import train_head, train_task
+from curlora.experiment.train import train_task
 from curlora.inject import adapter_layers, apply_adapter
 from curlora.models import load_model
 from curlora.perplexity import corpus_ids, from_nll, perplexity_windows, sample_windows
@@ -239,7 +240,7 @@ class _Run:
         spec = self.spec
         initial = self.initial_nll()
         if spec.method == "head-only" and not has_active_dropout(self.lm):
-            records, heads = self.head_only_records(initial)
+            records, heads = head_only_records(self, initial)
         else:
             records, heads = self.sequence_records(stop_after_task)
             if records is None:
@@ -368,80 +369,3 @@ class _Run:
             trainables.update({f"head{j}.{k}": v for k, v in h.state_dict().items()})
         stages.save_stage(self.folder, i, record, trainables)
         stages.publish_stage(self.folder, self.spec, i)
-
-    def features(self, j: int, split: str) -> torch.Tensor:
-        """The frozen backbone's features of one task split, shared on disk by every run (any
-        order, any head-only variant) with the same model, task, sizes, seed and numerics."""
-        spec = self.spec
-
-        def compute() -> torch.Tensor:
-            module = TaskModel(self.lm, nn.Identity())
-            return features(
-                module, self.encoded[j][split], spec.eval_batch_size, self.pad, spec.autocast
-            )
-
-        if self.folder is None:
-            return compute()
-        fields = (
-            "model",
-            "dtype",
-            "autocast",
-            "attention",
-            "max_length",
-            "train_size",
-            "val_size",
-            "eval_size",
-            "seed",
-        )
-        path = stages.shared_path(
-            spec,
-            "features",
-            fields,
-            ".safetensors",
-            task=source_fingerprint(spec.tasks[j]),
-            split=split,
-        )
-        return stages.shared_tensor(path, compute).to(self.accelerator.device)
-
-    def head_only_records(self, initial: np.ndarray):
-        """Head-only: the backbone never changes, so each split's features are computed once,
-        every head trains on them, and later tasks cannot change an earlier task's accuracy."""
-        spec = self.spec
-        heads, own = [], []
-        for j in range(len(self.tasks)):
-            with self.timer("features"), self.cast.active():
-                feats = {
-                    s: self.features(j, s) for s in ("train", "val", "eval") if self.encoded[j][s]
-                }
-            head = self.new_head(j)
-            labels = torch.tensor([int(e["label"]) for e in self.encoded[j]["train"]])
-            with self.timer("train"):
-                losses = train_head(
-                    head,
-                    feats["train"].to(head.weight.device),
-                    labels.to(head.weight.device),
-                    self.plan(j),
-                    spec,
-                )
-            hits = {}
-            with torch.no_grad(), mixed_precision(self.accelerator.device, spec.autocast):
-                for s, f in feats.items():
-                    if s != "train":
-                        pred = head(f.to(head.weight.dtype)).argmax(-1).cpu().numpy()
-                        hits[s] = correct(pred, self.encoded[j][s])
-            heads.append(head)
-            own.append((losses, hits))
-        records = []
-        for i, task in enumerate(self.tasks):
-            accuracy = [
-                self.row(i + 1, task.name, j, "eval", own[j][1]["eval"]) for j in range(i + 1)
-            ]
-            if "val" in own[i][1]:
-                accuracy.append(self.row(i + 1, task.name, i, "val", own[i][1]["val"]))
-            # The language model is untouched: its perplexity is the initial one, exactly.
-            records.append(
-                StageRecord.after_task(
-                    i + 1, task.name, accuracy, initial.tolist(), layers=[], losses=own[i][0]
-                )
-            )
-        return records, heads

@@ -124,49 +124,7 @@ def frontiers(
     fig, axes = figure(len(outcomes), 1, width=4.6, height=4.0)
     for ax, outcome in zip(axes[0], outcomes, strict=True):
         for arm in arms:
-            tasks = study.earlier(study.learned_tasks(arm)) if outcome == "forgetting" else None
-            xs, ys, xe, lows, highs = [], [], [], [], []
-            for lr in study.rates(arm):
-                p = t_interval(list(study.per_seed(arm, lr, study.plasticity).values()))
-                m = t_interval(
-                    list(
-                        study.per_seed(
-                            arm, lr, lambda r, o=outcome, t=tasks: study.outcome(r, o, t)
-                        ).values()
-                    )
-                )
-                # Perplexity is averaged on the log scale and drawn back as a ratio.
-                show = OUTCOMES[outcome].shown
-                half = np.nan_to_num(m.half)
-                xs.append(p.mean * 100)
-                xe.append(np.nan_to_num(p.half) * 100)
-                ys.append(show(m.mean))
-                lows.append(show(m.mean) - show(m.mean - half))
-                highs.append(show(m.mean + half) - show(m.mean))
-            ax.errorbar(
-                xs,
-                ys,
-                xerr=xe,
-                yerr=[lows, highs],
-                fmt="o-",
-                color=arm_color(arm),
-                label=arm,
-                capsize=2,
-                lw=1.5,
-                ms=4,
-            )
-            rates = study.rates(arm)
-            # Only the lowest and highest rates are labelled, so labels never pile up.
-            for i, va in ((0, "top"), (len(rates) - 1, "bottom")):
-                ax.annotate(
-                    f"{rates[i]:g}",
-                    (xs[i], ys[i]),
-                    fontsize=7,
-                    color=arm_color(arm),
-                    xytext=(4, -4 if va == "top" else 4),
-                    textcoords="offset points",
-                    va=va,
-                )
+            _frontier(ax, study, arm, outcome)
         ax.axvline(0, color="k", lw=0.6)
         if OUTCOMES[outcome].scale == "ratio":
             ax.axhline(1, color="k", lw=0.6)
@@ -182,6 +140,49 @@ def frontiers(
         fontsize=9,
     )
     return fig
+
+
+def _frontier(ax, study: Study, arm: str, outcome: str) -> None:
+    """One arm's frontier on ``ax``: a point per rate, its lowest and highest rates labelled."""
+    tasks = study.earlier(study.learned_tasks(arm)) if outcome == "forgetting" else None
+    # Perplexity is averaged on the log scale and drawn back as a ratio.
+    show = OUTCOMES[outcome].shown
+    xs, ys, xe, lows, highs = [], [], [], [], []
+    for lr in study.rates(arm):
+        p = t_interval(list(study.per_seed(arm, lr, study.plasticity).values()))
+        value = study.per_seed(arm, lr, lambda r, o=outcome, t=tasks: study.outcome(r, o, t))
+        m = t_interval(list(value.values()))
+        half = np.nan_to_num(m.half)
+        xs.append(p.mean * 100)
+        xe.append(np.nan_to_num(p.half) * 100)
+        ys.append(show(m.mean))
+        lows.append(show(m.mean) - show(m.mean - half))
+        highs.append(show(m.mean + half) - show(m.mean))
+    color = arm_color(arm)
+    ax.errorbar(
+        xs,
+        ys,
+        xerr=xe,
+        yerr=[lows, highs],
+        fmt="o-",
+        color=color,
+        label=arm,
+        capsize=2,
+        lw=1.5,
+        ms=4,
+    )
+    rates = study.rates(arm)
+    # Only the lowest and highest rates are labelled, so labels never pile up.
+    for i, va in ((0, "top"), (len(rates) - 1, "bottom")):
+        ax.annotate(
+            f"{rates[i]:g}",
+            (xs[i], ys[i]),
+            fontsize=7,
+            color=color,
+            xytext=(4, -4 if va == "top" else 4),
+            textcoords="offset points",
+            va=va,
+        )
 
 
 def matched_vs_same_rate(rows: pd.DataFrame) -> Figure:
