@@ -45,11 +45,25 @@ def test_results_schema_and_metrics():
     assert list(R.index) == list(R.columns) == ["wiki-pairs", "movie-snippets"]
     assert np.isnan(R.iloc[0, 1]) and not R.isna().iloc[1].any()
     val = r.accuracy[r.accuracy["split"] == "val"]
-    assert len(val) == 2 and (val["n"] == 16).all()  # own task only, right after training it
+    # Every task seen so far, after every stage: 1 + 2 rows.
+    assert len(val) == 3 and (val["n"] == 16).all()
+    V = r.accuracy_matrix("val")
+    assert np.isnan(V.iloc[0, 1]) and not V.isna().iloc[1].any()
     hits = r.correctness("movie-snippets", "movie-snippets")
     assert len(hits) == 16 and hits.mean() == pytest.approx(
         R.loc["movie-snippets", "movie-snippets"]
     )
+    # Per-example NLL (nats) and Brier: consistent with the means and with correctness.
+    assert r.has_scores()
+    nll = r.example_scores("wiki-pairs", "movie-snippets", "val", "nll")
+    brier = r.example_scores("wiki-pairs", "movie-snippets", "val", "brier")
+    row = r.accuracy[(r.accuracy["split"] == "val") & (r.accuracy["stage"] == 2)].iloc[0]
+    assert nll.mean() == pytest.approx(row["nll"], rel=1e-3) and (nll > 0).all()
+    assert brier.mean() == pytest.approx(row["brier"], rel=1e-3)
+    assert ((brier >= 0) & (brier <= 2)).all()
+    # Two labels: a correct example has p(true) > 1/2, so NLL < log 2 and Brier < 1/2.
+    right = r.correctness("wiki-pairs", "movie-snippets", "val").astype(bool)
+    assert (nll[right] < np.log(2) + 1e-3).all() and (brier[right] < 0.5 + 1e-3).all()
     assert len(r.perplexity) == 3 and r.perplexity["ratio"].iloc[0] == 1.0
     assert np.asarray(r.perplexity["nll"].iloc[0]).shape == (4, 2)  # 4 windows: (NLL, tokens)
     assert set(r.layers["stage"]) == {1, 2} and (r.layers["delta_rel"] > 0).all()

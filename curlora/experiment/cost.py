@@ -69,8 +69,8 @@ def run_flops(spec: ExperimentSpec, weights: tuple[int, int]) -> float:
         # One forward over every example of each task; heads train on the stored features.
         return 2 * body * L * T * (spec.train_size + spec.val_size + spec.eval_size)
     train = 4 * body * L * T * steps * spec.batch_size
-    # After task i: its validation split, and the evaluation split of every task so far.
-    evaluated = T * spec.val_size + spec.eval_size * T * (T + 1) // 2
+    # After task i: the validation and evaluation splits of every task so far.
+    evaluated = (spec.val_size + spec.eval_size) * T * (T + 1) // 2
     windows = spec.ppl_windows or 64  # None = the whole corpus: count a typical held-out size
     measurements = T if spec.ppl_stages == "each" else 1
     ppl = 2 * (body + head) * windows * spec.ppl_max_length * measurements

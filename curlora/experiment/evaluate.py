@@ -34,16 +34,50 @@ def features(
 
 
 @torch.no_grad()
+def probabilities(
+    module: TaskModel, encoded: list[dict], batch_size: int, pad_id: int, autocast: str | None
+) -> np.ndarray:
+    """The head's class probabilities for every example (in the given order), shape (n, labels)."""
+    device = next(module.parameters()).device
+    feats = features(module, encoded, batch_size, pad_id, autocast)
+    with mixed_precision(device, autocast):
+        logits = module.head(feats.to(module.head.weight.dtype))
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+@torch.no_grad()
 def predict(
     module: TaskModel, encoded: list[dict], batch_size: int, pad_id: int, autocast: str | None
 ) -> np.ndarray:
     """The predicted label of every example (in the given order)."""
-    device = next(module.parameters()).device
-    feats = features(module, encoded, batch_size, pad_id, autocast)
-    with mixed_precision(device, autocast):
-        return module.head(feats.to(module.head.weight.dtype)).argmax(-1).cpu().numpy()
+    return probabilities(module, encoded, batch_size, pad_id, autocast).argmax(-1)
+
+
+def labels(encoded: list[dict]) -> np.ndarray:
+    """The true labels of ``encoded`` examples."""
+    return np.array([int(e["label"]) for e in encoded])
 
 
 def correct(predictions: np.ndarray, encoded: list[dict]) -> np.ndarray:
     """Per-example correctness (bool) of ``predictions``."""
-    return predictions == np.array([int(e["label"]) for e in encoded])
+    return predictions == labels(encoded)
+
+
+#: The smallest probability a log is taken of: a head certain and wrong costs −log(1e-12) ≈ 27.6
+#: nats, not infinity, so one example cannot make a mean undefined.
+FLOOR = 1e-12
+
+
+def scores(probs: np.ndarray, encoded: list[dict]) -> dict[str, np.ndarray]:
+    """Per-example correctness, negative log-likelihood (nats) and Brier score of ``probs``.
+
+    NLL and Brier move continuously with the head's confidence, where accuracy over 100
+    examples moves in steps of 1%: they are the plasticity axes that can tell close rates apart.
+    """
+    y = labels(encoded)
+    truth = np.eye(probs.shape[1])[y]
+    return {
+        "correct": probs.argmax(-1) == y,
+        "nll": -np.log(np.maximum(probs[np.arange(len(y)), y], FLOOR)),
+        "brier": ((probs - truth) ** 2).sum(-1),
+    }

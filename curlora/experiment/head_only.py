@@ -11,7 +11,7 @@ from torch import nn
 
 from curlora.data import source_fingerprint
 from curlora.experiment import stages
-from curlora.experiment.evaluate import correct, features
+from curlora.experiment.evaluate import features, scores
 from curlora.experiment.heads import TaskModel
 from curlora.experiment.precision import mixed_precision
 from curlora.experiment.records import StageRecord
@@ -76,19 +76,24 @@ def head_only_records(run: _Run, initial: np.ndarray) -> tuple[list[StageRecord]
                 run.plan(j),
                 spec,
             )
-        hits = {}
+        scored = {}
         with torch.no_grad(), mixed_precision(run.accelerator.device, spec.autocast):
             for s, f in feats.items():
                 if s != "train":
-                    pred = head(f.to(head.weight.dtype)).argmax(-1).cpu().numpy()
-                    hits[s] = correct(pred, run.encoded[j][s])
+                    logits = head(f.to(head.weight.dtype)).float()
+                    probs = torch.softmax(logits, dim=-1).cpu().numpy()
+                    scored[s] = scores(probs, run.encoded[j][s])
         heads.append(head)
-        own.append((losses, hits))
+        own.append((losses, scored))
     records = []
     for i, task in enumerate(run.tasks):
-        accuracy = [run.row(i + 1, task.name, j, "eval", own[j][1]["eval"]) for j in range(i + 1)]
-        if "val" in own[i][1]:
-            accuracy.append(run.row(i + 1, task.name, i, "val", own[i][1]["val"]))
+        # Later tasks cannot change an earlier head's scores: every stage repeats them.
+        accuracy = [
+            run.row(i + 1, task.name, j, split, own[j][1][split])
+            for split in ("eval", "val")
+            for j in range(i + 1)
+            if split in own[j][1]
+        ]
         # The language model is untouched: its perplexity is the initial one, exactly.
         records.append(
             StageRecord.after_task(

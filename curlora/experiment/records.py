@@ -13,7 +13,8 @@ from dataclasses import dataclass
 class StageRecord:
     """One finished task: accuracy, perplexity, per-layer and loss rows, and what it cost."""
 
-    #: Accuracy rows: this and every earlier task on its eval split, this task on its val split.
+    #: Accuracy rows: this and every earlier task on its eval and its val split (runs recorded
+    #: before 0.3 hold this task's val split only), with per-example NLL and Brier scores.
     accuracy: list[dict]
     #: ``stage``, ``after_task`` and the per-window ``nll`` (None where it is not measured).
     perplexity: dict

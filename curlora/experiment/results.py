@@ -21,7 +21,8 @@ class Results:
     """Everything one run recorded.
 
     ``accuracy``: stage, after_task, task, split ('eval' reported, 'val' for choosing settings),
-    accuracy, majority, n, correct (per-example 0/1 as a string, for bootstraps).
+    accuracy, majority, n, correct (per-example 0/1 as a string, for bootstraps); since 0.3 also
+    nll and brier (means) and example_nll, example_brier (per example).
     ``perplexity``: stage, after_task, perplexity, ratio, nll (per-window [NLL, tokens]).
     ``layers``: per adapted layer and stage, ‖W‖, ‖ΔW‖, their ratio, spectra, output shift.
     ``loss``: per training step. ``timings``: seconds per phase. ``environment``: versions.
@@ -65,12 +66,39 @@ class Results:
 
     def correctness(self, task: str, after_task: str, split: str = "eval") -> np.ndarray:
         """Per-example correctness on ``task`` after training ``after_task`` (for bootstraps)."""
-        row = self.accuracy[
+        row = self._row(task, after_task, split)
+        return np.frombuffer(row["correct"].encode(), dtype=np.uint8) - ord("0")
+
+    def example_scores(
+        self, task: str, after_task: str, split: str = "eval", measure: str = "nll"
+    ) -> np.ndarray:
+        """Per-example ``measure`` ('nll' in nats, or 'brier') on ``task`` after ``after_task``."""
+        row = self._row(task, after_task, split)
+        values = row.get(f"example_{measure}")
+        if not isinstance(values, list):
+            raise KeyError(
+                f"Run {self.spec.label()} recorded no per-example {measure!r} (runs before "
+                "curlora 0.3 record accuracy only); read its accuracy, or re-run it."
+            )
+        return np.asarray(values, dtype=float)
+
+    def has_scores(self) -> bool:
+        """Whether the run recorded per-example NLL and Brier scores (curlora 0.3 and later)."""
+        return "example_nll" in self.accuracy.columns and bool(
+            self.accuracy["example_nll"].map(lambda v: isinstance(v, list)).all()
+        )
+
+    def _row(self, task: str, after_task: str, split: str) -> pd.Series:
+        rows = self.accuracy[
             (self.accuracy["task"] == task)
             & (self.accuracy["after_task"] == after_task)
             & (self.accuracy["split"] == split)
         ]
-        return np.frombuffer(row["correct"].iloc[0].encode(), dtype=np.uint8) - ord("0")
+        if rows.empty:
+            raise KeyError(
+                f"Run {self.spec.label()} has no {split} row for {task} after {after_task}."
+            )
+        return rows.iloc[0]
 
     def perplexity_ratio(self, windows: slice | None = None) -> float:
         """Final over initial perplexity, optionally on a subset of the windows (for its noise)."""

@@ -30,7 +30,7 @@ from curlora.counting import trainable_parameters
 from curlora.data import load_corpus, load_task
 from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
-from curlora.experiment.evaluate import correct, predict
+from curlora.experiment.evaluate import probabilities, scores
 from curlora.experiment.head_only import head_only_records
 from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
 from curlora.experiment.machine import environment
@@ -189,17 +189,20 @@ class _Run:
                 encoded = self.encoded[j][split]
                 if not encoded:
                     continue
-                pred = predict(
+                probs = probabilities(
                     TaskModel(self.lm, heads[j]),
                     encoded,
                     self.spec.eval_batch_size,
                     self.pad,
                     self.spec.autocast,
                 )
-                rows.append(self.row(stage, after, j, split, correct(pred, encoded)))
+                rows.append(self.row(stage, after, j, split, scores(probs, encoded)))
         return rows
 
-    def row(self, stage: int, after: str, j: int, split: str, hits: np.ndarray) -> dict:
+    def row(self, stage: int, after: str, j: int, split: str, scored: dict) -> dict:
+        """One accuracy row: the task's split after a stage, with per-example scores for
+        bootstraps (correctness as a 0/1 string; NLL and Brier to 4 significant digits)."""
+        hits = scored["correct"]
         return {
             "stage": stage,
             "after_task": after,
@@ -209,6 +212,10 @@ class _Run:
             "majority": self.tasks[j].majority_accuracy(split),
             "n": int(len(hits)),
             "correct": "".join("1" if h else "0" for h in hits),
+            "nll": float(scored["nll"].mean()),
+            "brier": float(scored["brier"].mean()),
+            "example_nll": stages.rounded([float(v) for v in scored["nll"]]),
+            "example_brier": stages.rounded([float(v) for v in scored["brier"]]),
         }
 
     def layer_rows(self, stage: int, after: str) -> list[dict]:
@@ -351,7 +358,9 @@ class _Run:
                 self.show,
             )
         accuracy = self.accuracy_rows(i + 1, task.name, heads, "eval", list(range(i + 1)))
-        accuracy += self.accuracy_rows(i + 1, task.name, heads, "val", [i])
+        # Every task so far on validation too: the operating rate is chosen on stability as well
+        # as on learning, and only validation may choose it.
+        accuracy += self.accuracy_rows(i + 1, task.name, heads, "val", list(range(i + 1)))
         nll = self.perplexity_nll().tolist() if spec.measures_perplexity_after(i) else None
         layers = self.layer_rows(i + 1, task.name)
         timings = {
