@@ -48,6 +48,14 @@ def test_module_imports_form_no_cycle():
         ("curlora.study", "curlora.findings"),
         ("curlora.readings", "curlora.findings"),
         ("curlora.tables", "curlora.findings"),
+        # The inference layer: plan → cells → bootstrap/matching → claims → text → findings.
+        ("curlora.plan", "curlora.cells"),
+        ("curlora.study", "curlora.cells"),
+        ("curlora.cells", "curlora.matching"),
+        ("curlora.bootstrap", "curlora.matching"),
+        ("curlora.matching", "curlora.claims"),
+        ("curlora.claims", "curlora.claim_text"),
+        ("curlora.claim_text", "curlora.findings"),
     ]:
         assert order.index(low) < order.index(high), (low, high)
     assert not any(m.startswith("curlora.plots") for m in _closure(graph, "curlora.findings"))

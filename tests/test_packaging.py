@@ -24,6 +24,8 @@ OUTSIDE = textwrap.dedent("""
     assert count_parameters("mistralai/Mistral-7B-v0.3", "lora", 16) == 9_437_184
     assert count_parameters("mistralai/Mistral-7B-v0.3", "curlora", 16) == 24_576
     assert len(paper_results()) > 10
+    from curlora.plan import load_plan
+    assert load_plan().sha256 and load_plan().claims  # the registered plan travels too
     model = peft.get_peft_model(load_model("tiny-llama")[0], CURLoRAConfig(r=4))
     folder = tempfile.mkdtemp()
     model.save_pretrained(folder)
@@ -43,6 +45,7 @@ def test_wheel_carries_its_data_and_works_outside_the_checkout(tmp_path):
     wheel = next(dist.glob("curlora-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "curlora/resources/paper_results.csv" in names
+    assert "curlora/resources/analysis_plan.toml" in names
     assert "curlora/resources/configs/mistralai--Mistral-7B-v0.3.json" in names
     assert "curlora/tuners/layer.py" in names
     env_dir = tmp_path / "venv"

@@ -1,0 +1,283 @@
+"""The plan's headline claims read from a study: estimates, intervals, Holm and robustness.
+
+Each claim gets a bootstrap estimate (``curlora.bootstrap``) of its statistic
+(``curlora.matching``), a p-value for what it asserts, a Holm-adjusted p-value across the plan's
+family, and an interval at its Holm step's level beside the plain 95% one. A verdict label
+follows from the adjusted decision; where nothing is decided the reading says what the interval
+excludes. Re-reading every claim without one seed, or without one task order, marks the
+verdicts that change as fragile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from curlora.bootstrap import Draws, Estimate, estimate, identity, seed_draws, window_draws
+from curlora.cells import Cells, cells_of
+from curlora.matching import (
+    Means,
+    common_range,
+    difference_at,
+    level_grid,
+    matched_difference,
+    restrict,
+    seeds_behind,
+)
+from curlora.plan import AnalysisPlan, Claim
+from curlora.stats import Interval, frontier, t_interval
+from curlora.study import Study
+
+VERDICTS = ("holds", "contradicted", "undecided")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One claim read from the runs."""
+
+    claim: Claim
+    estimate: Estimate | None  # None: the study lacks the claim's arms
+    p: float  # for what the claim asserts (NaN when it cannot be tested)
+    p_holm: float = math.nan
+    level: float = math.nan  # the confidence of the claim's Holm step
+    verdict: str = "undecided"
+    reason: str = ""  # why there is no estimate, or why it is undefined
+
+    @property
+    def readable(self) -> bool:
+        return self.estimate is not None and math.isfinite(self.estimate.value)
+
+    def interval(self, adjusted: bool = False) -> tuple[float, float]:
+        """The 95% interval, or the one at the Holm step's level."""
+        if not self.readable:
+            return math.nan, math.nan
+        return self.estimate.interval(self.level if adjusted else None)
+
+
+def _statistic(claim: Claim, cells: Cells, means: Means, plan: AnalysisPlan) -> np.ndarray:
+    if claim.kind == "matched":
+        return matched_difference(means, claim.outcome, claim.arm, claim.against, plan.levels)
+    return means.at_operating_rate(claim.outcome, claim.arm)
+
+
+def _missing(claim: Claim, cells: Cells) -> str:
+    absent = [a for a in claim.arms() if a not in cells.rates]
+    return f"the study has no {' or '.join(absent)} runs" if absent else ""
+
+
+def estimate_claim(
+    claim: Claim, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> Reading:
+    """One claim's estimate and p-value (before multiplicity)."""
+    if reason := _missing(claim, cells):
+        return Reading(claim, None, math.nan, reason=reason)
+    mine = restrict(cells, claim.arms())
+    n = seeds_behind(mine, claim.arms())
+    if n == 0:
+        return Reading(claim, None, math.nan, reason="no seed ran every rate of its arms")
+    point = float(_statistic(claim, mine, Means(mine, identity(n, len(mine.tokens))), plan)[0])
+    w, b = len(mine.tokens), replicates or plan.bootstrap_replicates
+    by_seeds = _statistic(claim, mine, Means(mine, seed_draws(n, w, b, plan.bootstrap_seed)), plan)
+    by_windows = _statistic(
+        claim, mine, Means(mine, window_draws(n, w, b, plan.bootstrap_seed)), plan
+    )
+    e = estimate(point, by_seeds, by_windows, n, w, plan.confidence)
+    if not math.isfinite(point):
+        return Reading(
+            claim, e, math.nan, reason="their frontiers cover no common plasticity range"
+        )
+    return Reading(claim, e, _p_value(claim, e))
+
+
+def _p_value(claim: Claim, e: Estimate) -> float:
+    if claim.kind == "matched":
+        return e.p_two_sided()
+    shift = math.log(claim.threshold) if claim.outcome == "ppl_ratio" else claim.threshold
+    if claim.kind == "above":
+        return e.p_above(shift)
+    # "within": two one-sided tests, both must reject (TOST).
+    return max(e.p_above(-shift), e.p_below(shift))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN entries are left out of the family)."""
+    order = sorted((p, k) for k, p in enumerate(p_values) if math.isfinite(p))
+    m = len(order)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for step, (p, k) in enumerate(order):
+        running = max(running, min(1.0, (m - step) * p))
+        adjusted[k] = running
+    return adjusted
+
+
+def holm_levels(p_values: list[float], alpha: float) -> list[float]:
+    """Each claim's confidence at its Holm step: 1 − α / (m − step), step 0 the smallest p."""
+    order = sorted((p, k) for k, p in enumerate(p_values) if math.isfinite(p))
+    m = len(order)
+    levels = [math.nan] * len(p_values)
+    for step, (_, k) in enumerate(order):
+        levels[k] = 1 - alpha / (m - step)
+    return levels
+
+
+def _verdict(r: Reading, alpha: float) -> str:
+    if not r.readable or not math.isfinite(r.p_holm):
+        return "undecided"
+    c, e = r.claim, r.estimate
+    lo, hi = r.interval(adjusted=True)
+    shift = math.log(c.threshold) if c.kind != "matched" and c.outcome == "ppl_ratio" else 0.0
+    if r.p_holm < alpha:
+        if c.kind == "matched":
+            return "holds" if e.value < 0 else "contradicted"
+        return "holds"
+    if c.kind == "above" and hi < shift:
+        return "contradicted"
+    if c.kind == "within" and (lo > shift or hi < -shift):
+        return "contradicted"
+    return "undecided"
+
+
+def read_claims(
+    studies: Sequence[Study],
+    plan: AnalysisPlan,
+    replicates: int | None = None,
+    cells: Sequence[Cells] | None = None,
+) -> list[Reading]:
+    """Every claim of the plan, each read from the first study that ran all its arms (the main
+    study, the sampling ablation), Holm-adjusted across the family."""
+    cells = [cells_of(s, plan) for s in studies] if cells is None else cells
+    readings = []
+    for claim in plan.claims:
+        readings.append(estimate_claim(claim, home_cells(claim, cells), plan, replicates))
+    ps = [r.p for r in readings]
+    adjusted, levels = holm(ps), holm_levels(ps, plan.familywise_alpha)
+    out = []
+    for r, p_adj, level in zip(readings, adjusted, levels, strict=True):
+        r = replace(r, p_holm=p_adj, level=level if math.isfinite(level) else plan.confidence)
+        out.append(replace(r, verdict=_verdict(r, plan.familywise_alpha)))
+    return out
+
+
+def deviations(studies: Sequence[Study], plan: AnalysisPlan) -> list[str]:
+    """Where the runs forced the analysis away from the plan (each stated once)."""
+    return list(dict.fromkeys(d for s in studies for d in cells_of(s, plan).deviations))
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """Each claim's verdict with each seed, and each task order, left out in turn."""
+
+    variants: tuple[str, ...]  # "without seed 3", "without wiki-pairs → …"
+    verdicts: dict[str, tuple[str, ...]]  # claim key → the verdict in each variant
+
+    def fragile(self, key: str, verdict: str) -> bool:
+        """Whether leaving out one seed or one order changes the claim's verdict."""
+        return any(v != verdict for v in self.verdicts.get(key, ()))
+
+
+def _without(study: Study, seed: int | None = None, order: tuple | None = None) -> Study:
+    runs = [
+        r for r in study.runs if r.spec.seed != seed and (order is None or r.spec.tasks != order)
+    ]
+    return Study(runs, study.base_rank)
+
+
+def robustness(studies: Sequence[Study], plan: AnalysisPlan, replicates: int = 500) -> Robustness:
+    """Re-read every claim without each seed and without each task order (fewer replicates:
+    what is asked is whether a label changes, not a new interval)."""
+    seeds = sorted({s for st in studies for s in st.seeds})
+    orders = list(dict.fromkeys(o for st in studies for o in st.orders))
+    variants = [(f"without seed {s}", dict(seed=s)) for s in seeds if len(seeds) > 2]
+    variants += [(f"without {' → '.join(o)}", dict(order=o)) for o in orders if len(orders) > 1]
+    verdicts: dict[str, list[str]] = {c.key: [] for c in plan.claims}
+    for _, leave_out in variants:
+        subset = [_without(st, **leave_out) for st in studies]
+        for r in read_claims(subset, plan, replicates):
+            verdicts[r.claim.key].append(r.verdict)
+    return Robustness(
+        tuple(name for name, _ in variants), {k: tuple(v) for k, v in verdicts.items()}
+    )
+
+
+def seed_t_interval(claim: Claim, cells: Cells, plan: AnalysisPlan) -> Interval:
+    """The claim's statistic per seed, as the analysis before the plan read it, as a Student-t
+    interval over seeds: operating rates chosen once on all seeds, every seed's outcome placed
+    at the rates' mean plasticity, perplexity on the full window sample. It leaves out the
+    x axis's and the windows' noise; it is shown beside the bootstrap interval for contrast."""
+    if _missing(claim, cells):
+        return t_interval([])
+    mine = restrict(cells, claim.arms())
+    n = len(mine.seeds)
+    every = Means(mine, identity(n, len(mine.tokens)))
+    per_seed = []
+    for k in range(n):
+        alone = np.zeros((1, n))
+        alone[0, k] = 1.0
+        one = Means(mine, Draws(alone, np.ones((1, len(mine.tokens)))))
+        if claim.kind != "matched":
+            rates = mine.rates[claim.arm]
+            chosen = rates[int(every.operating_rate(claim.arm)[0])]
+            per_seed.append(float(one.outcome(claim.outcome, claim.arm, chosen)[0]))
+            continue
+        curves = {}
+        for arm in claim.arms():
+            curves[arm] = frontier(
+                [
+                    (lr, float(every.x(arm, lr)[0]), float(one.outcome(claim.outcome, arm, lr)[0]))
+                    for lr in mine.rates[arm]
+                ]
+            )
+        span = common_range(curves[claim.arm], curves[claim.against])
+        if span is None:
+            continue
+        xs = [span[0] + f * (span[1] - span[0]) for f in plan.levels]
+        per_seed.append(
+            float(
+                np.mean(np.interp(xs, *curves[claim.arm]) - np.interp(xs, *curves[claim.against]))
+            )
+        )
+    return t_interval(per_seed, plan.confidence)
+
+
+def at_every_level(
+    claim: Claim, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> list[tuple[float, Estimate]]:
+    """A matched claim read at ``plan.grid_levels`` plasticity levels spread over the range both
+    mean frontiers cover, from barely learning to the most both reach, each with its interval."""
+    if claim.kind != "matched" or _missing(claim, cells):
+        return []
+    mine = restrict(cells, claim.arms())
+    n, w = len(mine.seeds), len(mine.tokens)
+    if n == 0:
+        return []
+    every = Means(mine, identity(n, w))
+    span = common_range(
+        every.frontier(claim.outcome, claim.arm, 0), every.frontier(claim.outcome, claim.against, 0)
+    )
+    if span is None:
+        return []
+    b = replicates or plan.bootstrap_replicates
+    by_seeds = Means(mine, seed_draws(n, w, b, plan.bootstrap_seed))
+    by_windows = Means(mine, window_draws(n, w, b, plan.bootstrap_seed))
+    out = []
+    for level in level_grid(*span, plan.grid_levels):
+        point = float(difference_at(every, claim.outcome, claim.arm, claim.against, level)[0])
+        e = estimate(
+            point,
+            difference_at(by_seeds, claim.outcome, claim.arm, claim.against, level),
+            difference_at(by_windows, claim.outcome, claim.arm, claim.against, level),
+            n,
+            w,
+            plan.confidence,
+        )
+        out.append((level, e))
+    return out
+
+
+def home_cells(claim: Claim, cells: Sequence[Cells]) -> Cells:
+    """The cells a claim is read from: the first study that ran all its arms."""
+    return next((c for c in cells if all(a in c.rates for a in claim.arms())), cells[0])

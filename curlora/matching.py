@@ -1,0 +1,183 @@
+"""The statistics a claim reads, computed in every bootstrap replicate: operating rates and
+frontiers compared at matched plasticity.
+
+A *frontier* is an arm's mean outcome against its mean plasticity across its learning rates,
+taken in rate order up to the rate that learns most (past it an arm breaks and learns less).
+Two frontiers are compared on the plasticity range both cover: at fixed fractions of that range
+(the plan's ``levels``) for the estimate, and at absolute plasticity values spread over it for
+the reading at every level. Means are over seeds, so in a replicate the positions on the x axis
+move with the resampled seeds: the x axis's noise is in the interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from curlora.bootstrap import Draws, log_ratio_mean, seed_mean
+from curlora.cells import Cells
+
+
+class Means:
+    """Per-replicate means over seeds of a study's cells (computed once per cell)."""
+
+    def __init__(self, cells: Cells, draws: Draws):
+        self.cells, self.draws = cells, draws
+        self._memo: dict[tuple, np.ndarray] = {}
+
+    def _get(self, key: tuple, compute) -> np.ndarray:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def x(self, arm: str, lr: float, axis: str | None = None) -> np.ndarray:
+        """Mean plasticity (the cells' axis unless named)."""
+        axis = axis or self.cells.axis
+        return self._get(
+            ("x", axis, arm, lr), lambda: seed_mean(self.cells.x[axis][(arm, lr)], self.draws.seeds)
+        )
+
+    def score(self, arm: str, lr: float) -> np.ndarray:
+        """Mean operating-rate score."""
+        return self._get(
+            ("score", arm, lr), lambda: seed_mean(self.cells.score[(arm, lr)], self.draws.seeds)
+        )
+
+    def outcome(self, name: str, arm: str, lr: float) -> np.ndarray:
+        """Mean outcome on its analysis scale (perplexity ratio as a log)."""
+        if name == "ppl_ratio":
+            return self._get(
+                ("y", name, arm, lr),
+                lambda: log_ratio_mean(
+                    self.cells.windows[(arm, lr)], self.cells.tokens, self.draws
+                ),
+            )
+        return self._get(
+            ("y", name, arm, lr),
+            lambda: seed_mean(self.cells.additive[name][(arm, lr)], self.draws.seeds),
+        )
+
+    def operating_rate(self, arm: str) -> np.ndarray:
+        """Per replicate, the index (into the arm's rates) of the best mean score."""
+        rates = self.cells.rates[arm]
+        scores = np.stack([self.score(arm, lr) for lr in rates], axis=1)
+        scores = np.where(np.isfinite(scores), scores, -np.inf)
+        return scores.argmax(axis=1)
+
+    def at_operating_rate(self, name: str, arm: str) -> np.ndarray:
+        """Per replicate, the outcome at the operating rate chosen in that replicate."""
+        rates = self.cells.rates[arm]
+        values = np.stack([self.outcome(name, arm, lr) for lr in rates], axis=1)
+        return values[np.arange(len(values)), self.operating_rate(arm)]
+
+    def points(self, name: str, arm: str) -> tuple[np.ndarray, np.ndarray]:
+        """(plasticity, outcome) at each of the arm's rates, in rate order: replicates × rates."""
+        rates = self.cells.rates[arm]
+        return self._get(
+            ("points", name, arm),
+            lambda: (
+                np.stack([self.x(arm, lr) for lr in rates], axis=1),
+                np.stack([self.outcome(name, arm, lr) for lr in rates], axis=1),
+            ),
+        )
+
+    def frontier(self, name: str, arm: str, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Replicate ``b``'s frontier of an arm: (plasticity, outcome), rising part."""
+        xs, ys = self.points(name, arm)
+        return rising(xs[b], ys[b])
+
+
+def rising(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rising part of a frontier given in rate order (as ``stats.frontier``): points that
+    learn more than every lower rate; undefined points are skipped."""
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[ok], ys[ok]
+    if len(xs) == 0:
+        return xs, ys
+    before = np.maximum.accumulate(np.concatenate([[-np.inf], xs[:-1]]))
+    keep = xs > before
+    return xs[keep], ys[keep]
+
+
+def common_range(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[float, float] | None:
+    """The plasticity range both frontiers cover (None if none, or a single point)."""
+    if len(a[0]) == 0 or len(b[0]) == 0:
+        return None
+    lo, hi = max(a[0][0], b[0][0]), min(a[0][-1], b[0][-1])
+    return (float(lo), float(hi)) if hi > lo else None
+
+
+def matched_difference(
+    means: Means, name: str, a: str, b: str, levels: Sequence[float]
+) -> np.ndarray:
+    """Per replicate, arm ``a`` minus arm ``b`` on ``name``, averaged over ``levels`` (fractions
+    of the range both frontiers cover); NaN where they cover no common range."""
+    out = np.full(means.draws.replicates, np.nan)
+    for k in range(means.draws.replicates):
+        fa, fb = means.frontier(name, a, k), means.frontier(name, b, k)
+        span = common_range(fa, fb)
+        if span is None:
+            continue
+        xs = [span[0] + f * (span[1] - span[0]) for f in levels]
+        out[k] = float(np.mean(np.interp(xs, *fa) - np.interp(xs, *fb)))
+    return out
+
+
+def difference_at(means: Means, name: str, a: str, b: str, level: float) -> np.ndarray:
+    """Per replicate, ``a`` minus ``b`` at one absolute plasticity (NaN where either frontier
+    does not reach it)."""
+    out = np.full(means.draws.replicates, np.nan)
+    for k in range(means.draws.replicates):
+        fa, fb = means.frontier(name, a, k), means.frontier(name, b, k)
+        if all(len(f[0]) and f[0][0] <= level <= f[0][-1] for f in (fa, fb)):
+            out[k] = float(np.interp(level, *fa) - np.interp(level, *fb))
+    return out
+
+
+def seeds_behind(cells: Cells, arms: Sequence[str]) -> int:
+    """How many seeds have a run in every cell of ``arms`` (the replicates of a claim)."""
+    complete = np.ones(len(cells.seeds), dtype=bool)
+    for arm in arms:
+        for lr in cells.rates[arm]:
+            complete &= np.isfinite(cells.x["accuracy"][(arm, lr)])
+            complete &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
+    return int(complete.sum())
+
+
+def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
+    """The cells of ``arms`` on the seeds that ran every cell of them (a paired design)."""
+    keep = np.ones(len(cells.seeds), dtype=bool)
+    for arm in arms:
+        for lr in cells.rates[arm]:
+            keep &= np.isfinite(cells.x["accuracy"][(arm, lr)])
+            keep &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
+    chosen = {(a, lr) for a in arms for lr in cells.rates[a]}
+
+    def cut(table: dict) -> dict:
+        return {c: v[keep] for c, v in table.items() if c in chosen}
+
+    return Cells(
+        seeds=tuple(s for s, k in zip(cells.seeds, keep, strict=True) if k),
+        rates={a: cells.rates[a] for a in arms},
+        x={ax: cut(t) for ax, t in cells.x.items()},
+        score=cut(cells.score),
+        additive={name: cut(t) for name, t in cells.additive.items()},
+        windows=cut(cells.windows),
+        tokens=cells.tokens,
+        axis=cells.axis,
+        selection=cells.selection,
+        deviations=cells.deviations,
+        forgetting_tasks=cells.forgetting_tasks,
+    )
+
+
+def level_grid(lo: float, hi: float, count: int) -> list[float]:
+    """``count`` plasticity levels spread evenly inside [lo, hi] (ends excluded: the frontiers'
+    ends move in every replicate, so a level on an end would be undefined half the time)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return []
+    return [lo + (hi - lo) * (k + 1) / (count + 1) for k in range(count)]
