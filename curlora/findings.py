@@ -9,9 +9,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
 
 from curlora.arms import Arm
+from curlora.cells import Cells, cells_of
+from curlora.claim_text import (
+    anchor,
+    claim_sentence,
+    claims_table,
+    decision_box,
+    range_text,
+    robustness_table,
+    value_text,
+)
+from curlora.claims import (
+    Reading,
+    at_every_level,
+    home_cells,
+    read_claims,
+    robustness,
+    seed_t_interval,
+)
 from curlora.outcomes import OUTCOMES, STABILITY
+from curlora.plan import AnalysisPlan, load_plan
 from curlora.readings import (
     difference_reading,
     markdown_table,
@@ -57,13 +79,18 @@ def comparison_reading(c: Comparison) -> str:
     )
 
 
-def design_line(study: Study) -> str:
-    """What the verdicts below rest on: seeds, task orders, rates per arm, how rates were chosen."""
+def design_summary(study: Study) -> str:
+    """'3 seeds, 6 task orders, CURLoRA at 5 rates, LoRA at 4 rates' (what a study ran)."""
     n, orders = len(study.seeds), len(study.orders)
     rates = {a: len(study.rates(a)) for a in study.arms if a != "head-only"}
-    design = f"{n} seed{'s' * (n != 1)}, {orders} task order{'s' * (orders != 1)}, " + ", ".join(
+    return f"{n} seed{'s' * (n != 1)}, {orders} task order{'s' * (orders != 1)}, " + ", ".join(
         f"{Arm.parse(a).display} at {k} rate{'s' * (k != 1)}" for a, k in rates.items()
     )
+
+
+def design_line(study: Study) -> str:
+    """What the verdicts below rest on: seeds, task orders, rates per arm, how rates were chosen."""
+    design = design_summary(study)
     return (
         f"*Design behind these verdicts.* {design}; each method's operating rate chosen on "
         f"{_selection_split(study)}. Intervals are 95% Student-t over seeds (df = n − 1); "
@@ -333,14 +360,86 @@ def _ablation_answer(
     return "no difference shown, at equal learning or at one rate"
 
 
-def summary_markdown(main: Study, ablation: Study | None = None) -> str:
-    """The findings of a profile in one page: each method at its operating rate, every verdict,
-    the sampling ablation, and how precise perplexity is — all generated from the runs."""
+#: Where the evidence profile's findings page is published, as the README links it.
+PUBLISHED_PAGE = "report/evidence/FINDINGS.md"
+
+
+@dataclass(frozen=True)
+class Findings:
+    """A profile's findings page, and the block the README shows of it."""
+
+    page: str
+    readme: str
+
+
+def summary_markdown(
+    main: Study,
+    ablation: Study | None = None,
+    plan: AnalysisPlan | None = None,
+    replicates: int | None = None,
+) -> str:
+    """The findings page of ``findings`` (Markdown)."""
+    return findings(main, ablation, plan, replicates).page
+
+
+def findings(
+    main: Study,
+    ablation: Study | None = None,
+    plan: AnalysisPlan | None = None,
+    replicates: int | None = None,
+) -> Findings:
+    """The findings of a profile, all generated from the runs: the decision box, the plan's
+    claims with Holm-adjusted intervals and their robustness, each claim at every plasticity
+    level, each method at its operating rate, and — folded — the exploratory readings the plan
+    does not name; and the README's block (the decision box, linking into the page)."""
+    plan = load_plan() if plan is None else plan
+    studies = [main] + ([ablation] if ablation is not None else [])
+    cells = [cells_of(s, plan) for s in studies]
+    readings = read_claims(studies, plan, replicates, cells)
+    robust = robustness(studies, plan, min(replicates or 500, 500))
+    before = {
+        c.key: seed_t_interval(c, home_cells(c, cells), plan)
+        for c in plan.claims
+        if all(a in home_cells(c, cells).rates for a in c.arms())
+    }
+    trainable = {
+        arm: study.runs_of(arm)[0].parameters.get("adapter", 0)
+        for study in studies
+        for arm in study.arms
+    }
     parts = [
-        "Each method at its operating rate (chosen on validation), evaluation split, 95% "
-        "intervals over seeds:",
+        decision_box(readings, robust, trainable=trainable),
+        "",
+        plan_line(plan, cells),
+        "",
+        "## The claims",
+        "",
+        "Each claim's estimate with its 95% interval (hierarchical bootstrap over seeds and "
+        "perplexity windows, the operating rate and the frontier matching re-run in every "
+        f"replicate), its Holm-adjusted p-value across the {len(plan.claims)} claims and the "
+        "interval at its Holm step's level; beside them, the t-interval over seeds the analysis "
+        "before the plan used (it leaves out the x axis's and the windows' noise).",
+        "",
+        markdown_table(claims_table(readings, before)),
+        "",
+        "## Robustness",
+        "",
+        "Each verdict re-read with one seed, or one task order, left out (a verdict that "
+        "changes is fragile):",
+        "",
+        markdown_table(robustness_table(readings, robust)),
+        "",
+        "## Each claim in full",
+        "",
+        *(claim_section(r, home_cells(r.claim, cells), plan, replicates) for r in readings),
+        "## Each method at its operating rate",
+        "",
+        "Operating rates chosen on validation; evaluation split; 95% intervals over seeds:",
         "",
         markdown_table(operating_table(main)),
+        "",
+        "<details><summary>Exploratory readings (not in the plan: the analysis before it, with "
+        "its per-arm significance gates)</summary>",
         "",
         *(f"- {v}" for v in verdicts(main)),
     ]
@@ -348,7 +447,7 @@ def summary_markdown(main: Study, ablation: Study | None = None) -> str:
     if ablation_text:
         parts.append(f"- {ablation_text}")
     if len(main.orders) > 1:
-        parts += ["", "The same verdicts from each task order alone:", "", order_verdicts(main)]
+        parts += ["", "The same readings from each task order alone:", "", order_verdicts(main)]
     if ablation_text and len(ablation.orders) > 1:
         parts += [
             "",
@@ -356,5 +455,73 @@ def summary_markdown(main: Study, ablation: Study | None = None) -> str:
             "",
             order_verdicts(ablation, ablation_verdicts),
         ]
-    parts += ["", perplexity_noise(main)]
-    return "\n".join(parts) + "\n"
+    parts += ["", "</details>", "", perplexity_noise(main)]
+    readme = [
+        decision_box(readings, robust, PUBLISHED_PAGE, trainable),
+        "",
+        plan_line(plan, cells),
+        "",
+        f"Read from {len({(r.spec.label(), r.spec.tasks) for st in studies for r in st.runs})} "
+        "runs: "
+        f"{design_summary(main)}"
+        + (f"; the sampling ablation {design_summary(ablation)}" if ablation else "")
+        + f". Every claim in full, its robustness and its reading at every plasticity level: "
+        f"[the findings page]({PUBLISHED_PAGE}).",
+    ]
+    return Findings("\n".join(parts) + "\n", "\n".join(readme) + "\n")
+
+
+def plan_line(plan: AnalysisPlan, cells: list[Cells]) -> str:
+    """Which plan was read (its hash) and every deviation the runs forced."""
+    deviations = list(dict.fromkeys(d for c in cells for d in c.deviations))
+    text = (
+        "*Analysis plan* `curlora/resources/analysis_plan.toml` ("
+        + (
+            f"registered {plan.registered}"
+            if plan.status == "registered"
+            else "a draft, not yet registered: its design waits for the pilot"
+        )
+        + "), "
+        f"SHA-256 `{plan.sha256[:16]}…`: {len(plan.claims)} claims, Holm at "
+        f"α = {plan.familywise_alpha:g}, plasticity on the {plan.plasticity_axis.upper()} axis. "
+    )
+    if deviations:
+        text += "Deviations: " + "; ".join(deviations) + ". "
+    else:
+        text += "No deviation. "
+    return text + "Readings the plan does not name are exploratory."
+
+
+def claim_section(
+    r: Reading, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> str:
+    """A claim's full reading: the sentence, and for a matched claim every plasticity level."""
+    lines = [f'<a id="{anchor(r)}"></a>', "", f"### {r.claim.statement}", "", claim_sentence(r)]
+    if r.readable and r.estimate.undefined > 0:
+        lines.append(
+            f"In {r.estimate.undefined:.0%} of the bootstrap replicates the statistic was "
+            "undefined (no common plasticity range, for a matched claim); the interval rests "
+            "on the others."
+        )
+    levels = at_every_level(r.claim, cells, plan, replicates)
+    if levels:
+        axis = {"nll": "NLL drop (nats)", "brier": "Brier drop", "accuracy": "accuracy gain (pts)"}
+        scale = 100 if cells.axis == "accuracy" else 1
+        x = f"plasticity: {axis[cells.axis]} over head-only"
+        rows = [
+            {
+                x: f"{level * scale:.3g}",
+                "difference": value_text(r.claim.outcome, e.value),
+                "95% interval": range_text(r.claim.outcome, *e.interval()),
+            }
+            for level, e in levels
+        ]
+        lines += [
+            "",
+            f"{Arm.parse(r.claim.arm).display} minus {Arm.parse(r.claim.against).display} at "
+            "every plasticity level both mean frontiers reach, from barely learning to the "
+            "most both reach (pointwise 95% intervals, exploratory: not in the Holm family):",
+            "",
+            markdown_table(pd.DataFrame(rows).set_index(x)),
+        ]
+    return "\n".join(lines) + "\n"

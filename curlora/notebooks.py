@@ -128,7 +128,7 @@ def run_suite(
     log=print,
 ) -> dict:
     """Check, compute, execute and render; returns where things went and per-notebook timings."""
-    from curlora.report import render_site, write_markdown
+    from curlora.report import render_site, replace_block, write_markdown
 
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
@@ -155,8 +155,10 @@ def run_suite(
         executed,
         REPORT_DIR / profile if publish else out / "report",
         title=title,
-        findings=findings,
+        findings=findings.page if findings else None,
     )
+    if publish and profile == README_PROFILE and findings is not None:
+        replace_block(ROOT / "README.md", "findings", findings.readme)
     return {
         "name": name,
         "out": out,
@@ -210,9 +212,9 @@ def _compute_experiments(plans, profile: str, executor: str, recompute: bool, lo
 
 def _execute_notebooks(
     plans, out: Path, figures: Path, profile: str, reported: bool, log
-) -> tuple[list[dict], str | None]:
+) -> tuple[list[dict], Any]:
     """Execute the notebooks into ``out``; returns their timings and, for a reported profile,
-    its findings page."""
+    its ``Findings``."""
     from curlora.experiment.sweep import default_workers
 
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -240,9 +242,9 @@ def _execute_notebooks(
         for future in cf.as_completed(futures):
             rows.append({"notebook": futures[future].stem, "seconds": future.result()})
             log(f"✓ {rows[-1]['notebook']} ({rows[-1]['seconds']:.0f} s)")
-        findings_text = findings.result() if findings else None
+        found = findings.result() if findings else None
     rows.sort(key=lambda row: row["notebook"])
-    return rows, findings_text
+    return rows, found
 
 
 def as_notebook_path(folder: Path) -> str:
@@ -276,10 +278,11 @@ def execute_notebook(
     return time.perf_counter() - start
 
 
-def _findings(plans, profile: str) -> str:
-    """The profile's findings page, from the studies of its main and ablation notebooks."""
+def _findings(plans, profile: str):
+    """The profile's ``Findings`` (page and README block), from the studies of its main and
+    ablation notebooks."""
     from curlora.experiment.loading import load_study
-    from curlora.findings import summary_markdown
+    from curlora.findings import Findings, findings
 
     studies = {}
     for role, prefix in FINDINGS_NOTEBOOKS.items():
@@ -289,8 +292,10 @@ def _findings(plans, profile: str) -> str:
                 _design, _runs, studies[role] = load_study(**values, executor="serial")
     title = f"# Findings ({profile} profile)\n\n"
     if "main" not in studies:
-        return f"{title}Notebook {FINDINGS_NOTEBOOKS['main']} was not part of this run.\n"
-    return title + summary_markdown(studies["main"], studies.get("ablation"))
+        missing = f"Notebook {FINDINGS_NOTEBOOKS['main']} was not part of this run.\n"
+        return Findings(title + missing, missing)
+    found = findings(studies["main"], studies.get("ablation"))
+    return Findings(title + found.page, found.readme)
 
 
 def _to_compute(missing: list) -> str:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import nbformat
 
+from curlora.storage import write_text
+
 #: Every script block, and every stylesheet link to another host.
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
 _REMOTE_LINK = re.compile(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>")
@@ -99,3 +101,18 @@ def write_markdown(
         lines.append(f"1. [{title_of(path)}]({path.stem}.md)")
     (dest / "README.md").write_text("\n".join(lines) + "\n")
     return dest
+
+
+def replace_block(path: Path, name: str, content: str) -> None:
+    """Replace the generated block ``name`` of a Markdown file (between its
+    ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers) with ``content``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = Path(path).read_text()
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(
+            f"{path} needs exactly one {begin} … {end} pair around its generated {name} block; "
+            "add the two markers where the block belongs."
+        )
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    write_text(Path(path), f"{head}{begin}\n{content.rstrip()}\n{end}{tail}")

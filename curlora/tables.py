@@ -12,7 +12,7 @@ import pandas as pd
 from curlora.arms import Arm
 from curlora.outcomes import OUTCOMES
 from curlora.readings import interval_text, mean_pm, percent
-from curlora.stats import bootstrap_se, t_interval
+from curlora.stats import Interval, bootstrap_se, t_interval
 from curlora.study import Study
 
 
@@ -118,44 +118,53 @@ def perplexity_noise(study: Study) -> str:
     )
 
 
-def acc_with_uncertainty(runs: list) -> tuple[str, str]:
-    """ACC over seeds (t-interval) and the typical per-run SE from a bootstrap over the run's
-    evaluation examples (first task order)."""
-    order = runs[0].spec.tasks
-    runs = [r for r in runs if r.spec.tasks == order]
-    last = runs[0].task_names[-1]
+def acc_with_uncertainty(study: Study, arm: str) -> tuple[Interval, float]:
+    """ACC at the arm's operating rate over seeds (each seed's mean over every task order it
+    ran), and the typical per-run SE from a bootstrap over each run's evaluation examples."""
 
     def acc(arrays: list[np.ndarray]) -> float:
         return float(np.mean([a.mean() for a in arrays]))
 
-    per_run = [[r.correctness(t, last).astype(float) for t in r.task_names] for r in runs]
-    i = t_interval([acc(a) for a in per_run])
+    runs = study.runs_of(arm)
+    per_run = [
+        [r.correctness(t, r.task_names[-1]).astype(float) for t in r.task_names] for r in runs
+    ]
+    interval = t_interval(list(study.per_seed(arm, None, lambda r: r.summary()["ACC"]).values()))
     se = float(np.median([bootstrap_se(a, acc, seed=k) for k, a in enumerate(per_run)]))
-    text = interval_text(i, signed=False)
-    return text, f"{se:.3f}"
+    return interval, se
+
+
+#: The forgetting column's task set, named on the table: the same for every arm.
+FORGETTING_COLUMN = "forgetting of earlier tasks (pts; every task but each order's last)"
 
 
 def operating_table(study: Study) -> pd.DataFrame:
-    """Each arm at its operating rate (chosen on validation): gain over head-only, forgetting of
-    learned tasks, perplexity change and output shift, as 95% intervals over seeds (eval split)."""
+    """Each arm at its operating rate (chosen on validation): ACC over every task order,
+    gain over head-only, forgetting of every earlier task, perplexity change and output shift,
+    as 95% intervals over seeds (eval split)."""
     rows = []
     for arm in study.arms:
         runs = study.runs_of(arm)
         gain = study.gain_over_head(arm) if arm != "head-only" else None
-        forgetting = study.interval(arm, "forgetting")
+        forgetting = t_interval(
+            list(
+                study.per_seed(arm, None, lambda r: OUTCOMES["forgetting"].of_run(r, None)).values()
+            )
+        )
         ppl = study.interval(arm, "ppl_ratio")
         shift = study.interval(arm, "output_shift")
+        acc, se = acc_with_uncertainty(study, arm)
         rows.append(
             {
                 "arm": Arm.parse(arm).display,
                 "trainable": runs[0].summary()["adapter_params"],
                 "rate": study.operating_rate(arm),
-                "ACC (over seeds)": acc_with_uncertainty(runs)[0],
-                "per-run SE of ACC (bootstrap)": acc_with_uncertainty(runs)[1],
+                f"ACC (over seeds, {len(study.orders)} task orders)": interval_text(
+                    acc, signed=False
+                ),
+                "per-run SE of ACC (bootstrap)": f"{se:.3f}",
                 "gain over head-only (pts)": "—" if gain is None else interval_text(gain, 1, 100),
-                "forgetting, learned tasks (pts)": interval_text(forgetting, 1, 100)
-                if forgetting.n
-                else "—",
+                FORGETTING_COLUMN: interval_text(forgetting, 1, 100) if forgetting.n else "—",
                 "perplexity change": percent(ppl),
                 "output shift": interval_text(shift, 4) if arm != "head-only" else "0",
                 "seeds": len({r.spec.seed for r in runs}),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from synthetic_runs import TASKS, fake_run, single_rate_learners, synthetic_study
 
 from curlora import findings, tables
+from curlora.plan import load_plan
+from curlora.report import replace_block
 from curlora.study import Study
 
 
@@ -158,10 +163,52 @@ def test_the_sampling_ablation_is_read_per_task_order():
 def test_operating_table_carries_both_kinds_of_interval():
     table = tables.operating_table(synthetic_study(curlora_forgets=0.1, lora_forgets=0.0))
     assert list(table.index) == ["head-only", "CURLoRA", "LoRA"]
-    acc = table.loc["CURLoRA", "ACC (over seeds)"]
+    acc = table.loc["CURLoRA", "ACC (over seeds, 1 task orders)"]
     mean, lo, hi = (
         float(x) for x in acc.replace("[", "").replace("]", "").replace(",", "").split()
     )
     assert lo <= mean <= hi
     assert 0.0 < float(table.loc["CURLoRA", "per-run SE of ACC (bootstrap)"]) < 0.05
-    assert table.loc["CURLoRA", "forgetting, learned tasks (pts)"].startswith("+10.0")
+    assert table.loc["CURLoRA", tables.FORGETTING_COLUMN].startswith("+10.0")
+
+
+def test_acc_reads_every_task_order_and_forgetting_names_one_task_set():
+    # Two orders whose ACC differ: the column averages both within each seed.
+    runs = []
+    for seed in (0, 1, 2):
+        for tasks, final in ((("a", "b", "c"), 0.55), (("c", "b", "a"), 0.75)):
+            runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, tasks=tasks))
+            for lr in (1e-3, 3e-3):
+                runs.append(fake_run("curlora", lr, seed, 0.7, final, 1.01, 0.1, tasks=tasks))
+    study = Study(runs, base_rank=4)
+    table = tables.operating_table(study)
+    # Independently: ACC of a run = mean over tasks of accuracy after the last task.
+    expected = np.mean([(0.55 * 2 + 0.7) / 3, (0.75 * 2 + 0.7) / 3])
+    shown = table.loc["CURLoRA", "ACC (over seeds, 2 task orders)"]
+    assert float(shown.split()[0]) == pytest.approx(expected, abs=1e-3)
+    # Forgetting over every earlier task of each order (own 0.7 minus final), for every arm.
+    forgetting = table.loc["CURLoRA", tables.FORGETTING_COLUMN]
+    assert float(forgetting.split()[0]) == pytest.approx(100 * np.mean([0.15, -0.05]), abs=0.05)
+    assert "every task but each order's last" in tables.FORGETTING_COLUMN
+
+
+def test_a_generated_block_is_replaced_between_its_markers(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text("# T\n\n<!-- findings:begin -->\nold\n<!-- findings:end -->\n\ntail\n")
+    replace_block(page, "findings", "new line\n")
+    assert page.read_text() == (
+        "# T\n\n<!-- findings:begin -->\nnew line\n<!-- findings:end -->\n\ntail\n"
+    )
+    page.write_text("no markers\n")
+    with pytest.raises(ValueError, match="findings:begin"):
+        replace_block(page, "findings", "x")
+
+
+def test_the_readme_findings_are_generated_under_the_current_plan():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- findings:begin -->")[1].split("<!-- findings:end -->")[0]
+    assert block.startswith("\n> **Decision box**")
+    # Re-rendered after the plan last changed: the block names the plan's current hash.
+    assert load_plan().sha256[:16] in block
+    lines = [line for line in block.splitlines() if line.startswith("> - ")]
+    assert 1 <= len(lines) <= 6 and all("(report/evidence/FINDINGS.md#claim-" in x for x in lines)

@@ -38,10 +38,20 @@ def test_paired_uses_only_shared_replicates():
     assert i.n == 2 and i.mean == pytest.approx(0.1)
 
 
-def test_detectable_effect():
-    # Many replicates: the familiar ≈ 2.8 × SE; three seeds: t quantiles make it ≈ 5.4 × SE.
+def test_detectable_effect_has_the_power_it_names():
+    # Many replicates: the familiar ≈ 2.8 × SE.
     assert stats.detectable_effect(1.0, 10_000) == pytest.approx(1.96 + 0.8416, abs=0.01)
-    assert stats.detectable_effect(1.0, 2) == pytest.approx(4.303 + 1.061, abs=0.01)
+    # Three seeds: the shortcut (t.975 + t.8) × SE = 5.36 × SE has 77% power; 80% needs 5.65.
+    for df in (2, 4, 9):
+        effect = stats.detectable_effect(1.0, df)
+        crit = sst.t.ppf(0.975, df)
+        power = sst.nct.sf(crit, df, effect) + sst.nct.cdf(-crit, df, effect)
+        assert power == pytest.approx(0.8, abs=1e-6)
+    shortcut = sst.t.ppf(0.975, 2) + sst.t.ppf(0.8, 2)
+    assert sst.nct.sf(sst.t.ppf(0.975, 2), 2, shortcut) == pytest.approx(0.77, abs=0.01)
+    assert stats.detectable_effect(1.0, 2) == pytest.approx(5.65, abs=0.01)
+    # Where scipy's noncentral t fails (df = 1), the integral still answers.
+    assert stats.detectable_effect(1.0, 1) > stats.detectable_effect(1.0, 2)
     assert math.isnan(stats.detectable_effect(1.0, 0))
 
 
