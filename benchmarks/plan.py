@@ -17,7 +17,24 @@ def plan(quick: bool) -> dict[str, dict]:
     def group(n: int, methods: tuple[str, ...], **cfg) -> dict:
         return {"repeats": n, "configs": [{**common, **cfg, "method": m} for m in methods]}
 
-    return {
+    # The peers side by side with CURLoRA and LoRA (fp32, the engine's own path). Left out of the
+    # quick plan, which checks the harness, not the methods (tests/test_peers.py runs each one).
+    peers = (
+        {}
+        if quick
+        else {
+            f"train step, {model} q/k/v r{rank}, batch 8×{tokens}: the peers": group(
+                repeats,
+                ("curlora", "lora", "dora", "pissa", "milora", "middle", "osf"),
+                kind="model",
+                model=model,
+                rank=rank,
+                batch=8,
+                tokens=tokens,
+            )
+        }
+    )
+    return peers | {
         f"train step, {model} q/k/v r{rank}, batch 8×{tokens}, bf16 autocast as the evidence preset": group(
             repeats,
             ("curlora-bf16", "lora-bf16", "head-only-bf16"),

@@ -4,7 +4,7 @@ Importing the package registers CURLoRA and the r×r SVD peer as PEFT methods.
 """
 
 from curlora.counting import count_parameters, trainable_parameters
-from curlora.inject import adapter_config, apply_adapter
+from curlora.inject import adapter_config, apply_adapter, peft_model
 from curlora.targets import resolve_targets
 from curlora.tuners import CURLoRAConfig, CURLoRALayer, SVDPeerConfig, SVDPeerLayer
 
@@ -16,6 +16,7 @@ __all__ = [
     "adapter_config",
     "apply_adapter",
     "count_parameters",
+    "peft_model",
     "resolve_targets",
     "trainable_parameters",
 ]

@@ -8,6 +8,7 @@ from torch import nn
 
 from curlora.inject import adapter_layers
 from curlora.methods import Factors, method_of_layer
+from curlora.svd_init import initial_delta
 from curlora.targets import weight_matrix
 from curlora.tuners import FactoredLayer
 
@@ -25,6 +26,14 @@ def delta_factors(layer: nn.Module) -> Factors:
     of no registered method raises rather than being read as another's.
     """
     return method_of_layer(layer).factors(layer, _adapter(layer))
+
+
+def original_weight(layer: nn.Module) -> torch.Tensor:
+    """The layer's weight before the adapter (out × in): a residual init (PiSSA, MiLoRA-style)
+    rewrote the base weight, and the part it moved into the adapter is added back."""
+    W = weight_matrix(layer)
+    moved = initial_delta(layer, _adapter(layer))
+    return W if moved is None else W + moved.to(W.dtype)
 
 
 def delta_weight(layer: nn.Module) -> torch.Tensor:
@@ -51,7 +60,7 @@ def layer_stats(model: nn.Module) -> list[dict]:
     """Per adapted layer: ‖W‖_F, ‖ΔW‖_F, their ratio, ‖trainable‖_F, and the spectra of ΔW and U."""
     rows = []
     for name, layer in adapter_layers(model):
-        w_norm = float(torch.linalg.matrix_norm(weight_matrix(layer).double()))
+        w_norm = float(torch.linalg.matrix_norm(original_weight(layer).double()))
         sv = delta_singular_values(layer)
         d_norm = float(sv.norm())
         trainable = [p for n, p in layer.named_parameters() if not n.startswith("base_layer.")]
@@ -89,7 +98,7 @@ def output_shift(model: nn.Module, input_ids: torch.Tensor) -> dict[str, float]:
 
         def hook(module, inputs, output, name=name, layer=layer):
             x = inputs[0]
-            W = weight_matrix(layer)
+            W = original_weight(layer)
             delta = delta_weight(layer)
             seen[name] = (
                 float((x @ delta.T.to(x.dtype)).norm()),

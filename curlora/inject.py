@@ -15,7 +15,7 @@ from peft import PeftConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from curlora.methods import REGISTRY, AdapterSettings, adapter_methods
+from curlora.methods import REGISTRY, TAG, AdapterSettings, adapter_methods
 from curlora.targets import check_targets_rank, resolve_targets
 
 
@@ -77,7 +77,55 @@ def apply_adapter(
     # PEFT initialises LoRA's A from the global RNG; fork it so the seed alone decides A.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return inject_adapter_in_model(config, model)
+        model = inject_adapter_in_model(config, model)
+    _finish(model, method, rank, alpha, target_modules, sampling, seed, split_fused)
+    return model
+
+
+def peft_model(
+    model: nn.Module,
+    method: str = "curlora",
+    rank: int = 16,
+    alpha: float = 1.0,
+    target_modules: list[str] | str | None = None,
+    sampling: str = "inverse",
+    seed: int = 0,
+    split_fused: bool = False,
+):
+    """``peft.get_peft_model`` with ``method``'s config and its init (e.g. MiLoRA-style bands,
+    which PEFT has no flag for): a ``PeftModel`` for ``save_pretrained`` and the Trainer."""
+    from peft import get_peft_model
+
+    config = adapter_config(model, method, rank, alpha, target_modules, sampling, seed, split_fused)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wrapped = get_peft_model(model, config)
+    _finish(wrapped, method, rank, alpha, target_modules, sampling, seed, split_fused)
+    return wrapped
+
+
+def _finish(
+    model: nn.Module,
+    method: str,
+    rank: int,
+    alpha: float,
+    target_modules: list[str] | str | None,
+    sampling: str,
+    seed: int,
+    split_fused: bool,
+) -> None:
+    """After PEFT injected ``method``: its own init step, and a tag on every adapted layer."""
+    entry = REGISTRY[method]
+    if entry.after_inject is not None:
+        targets = (
+            list(target_modules) if isinstance(target_modules, (list, tuple)) else target_modules
+        )
+        names = [n for n, _ in adapter_layers(model)]
+        settings = AdapterSettings(rank, alpha, targets, names, sampling, seed, split_fused)
+        entry.after_inject(model, settings)
+    for _, layer in adapter_layers(model):
+        # Several methods share PEFT's LoRA layer: the tag says which one this is.
+        setattr(layer, TAG, {a: method for a in layer.active_adapters})
 
 
 def adapter_layers(model: nn.Module) -> Iterator[tuple[str, BaseTunerLayer]]:

@@ -7,16 +7,19 @@ it, ``analysis`` reads its ΔW, and the research layer (``curlora.arms``) names 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, PeftConfig
+from peft import LoraConfig, OSFConfig, PeftConfig
 from peft.tuners.lora import LoraLayer
+from peft.tuners.osf import OSFLayer
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from curlora.targets import base_layer
+from curlora.svd_init import INITIAL, init_band, record_initial
+from curlora.targets import base_layer, weight_matrix
 from curlora.tuners import CURLoRAConfig, CURLoRALayer, SVDPeerConfig, SVDPeerLayer
 
 #: ΔW of one adapted layer as (left, core, right) per output block: ΔW_b = left · core · right.
@@ -59,6 +62,14 @@ class Method:
     samples: bool = False
     #: Whether a rank-split of fused Q/K/V (``split_fused``) applies to it.
     splits_fused: bool = True
+    #: (layer, adapter) → whether a layer of ``layer``'s type is this method's (several methods
+    #: share PEFT's LoRA layer); None: every layer of the type.
+    recognises: Callable[[nn.Module, str], bool] | None = None
+    #: (adapted model, settings) → None: what the method does after PEFT injected it (an init
+    #: PEFT has no flag for, or recording where a residual init started).
+    after_inject: Callable[[nn.Module, AdapterSettings], None] | None = None
+    #: How it changes the base weights before training (shown beside its parameter count).
+    base_weights: str = "kept"
 
 
 def _lora_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
@@ -72,6 +83,49 @@ def _lora_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
     )
 
 
+def _dora_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
+    config = _lora_config(model, s)
+    config.use_dora = True
+    return config
+
+
+def _pissa_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
+    config = _lora_config(model, s)
+    config.init_lora_weights = "pissa"  # PEFT's exact SVD: the matrices here are small
+    return config
+
+
+def _osf_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
+    # OSF freezes the top `effective_rank` singular directions and trains the rest: r trainable
+    # directions per matrix is an effective rank of min(out, in) − r, set module by module.
+    pattern = {
+        rf"(^|\.){re.escape(n)}$": min(weight_matrix(model.get_submodule(n)).shape) - s.rank
+        for n in s.names
+    }
+    return OSFConfig(
+        target_modules=s.targets if s.targets is not None else s.names, rank_pattern=pattern
+    )
+
+
+def _lora_layers(model: nn.Module):
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+
+
+def _record_initial(model: nn.Module, s: AdapterSettings) -> None:
+    for _, layer in _lora_layers(model):
+        for adapter in layer.lora_A:
+            record_initial(layer, adapter)
+
+
+def _band(position: str) -> Callable[[nn.Module, AdapterSettings], None]:
+    def init(model: nn.Module, s: AdapterSettings) -> None:
+        for _, layer in _lora_layers(model):
+            for adapter in layer.lora_A:
+                init_band(layer, adapter, position)
+
+    return init
+
+
 def _factored_settings(s: AdapterSettings) -> dict:
     return {
         "r": s.rank,
@@ -82,15 +136,59 @@ def _factored_settings(s: AdapterSettings) -> dict:
 
 
 def _lora_factors(layer: nn.Module, name: str) -> Factors:
-    if layer.use_dora.get(name):
-        # DoRA rescales each column of W + ΔW by a trained magnitude: B·A alone is not its ΔW.
-        raise TypeError(
-            f"Adapter {name!r} is DoRA (use_dora=True): its ΔW is not scaling·B·A; register DoRA "
-            "as its own method in curlora.methods.REGISTRY with a reader for its magnitude."
-        )
     A, B = layer.lora_A[name].weight, layer.lora_B[name].weight
     eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
     return [(layer.scaling[name] * B, eye, A)]
+
+
+def _residual_factors(layer: nn.Module, name: str) -> Factors:
+    """ΔW from the original W of a residual-initialised LoRA: s·B·A − s·B₀·A₀ (rank 2r)."""
+    initial = getattr(layer, INITIAL, {}).get(name)
+    if initial is None:
+        raise TypeError(
+            f"Adapter {name!r} was initialised into a residual of W, but its initial B₀, A₀ were "
+            "not recorded (apply it with curlora.apply_adapter), so ΔW from the original W "
+            "cannot be read."
+        )
+    sB0, A0 = initial
+    A, B = layer.lora_A[name].weight, layer.lora_B[name].weight
+    left = torch.cat([layer.scaling[name] * B, -sB0.to(B.dtype)], dim=1)
+    right = torch.cat([A, A0.to(A.dtype)], dim=0)
+    return [(left, torch.eye(left.shape[1], dtype=A.dtype, device=A.device), right)]
+
+
+def _dora_factors(layer: nn.Module, name: str) -> Factors:
+    """DoRA's ΔW, dense: each output row of W + s·B·A rescaled to its trained magnitude, minus W
+    (the magnitude makes it full-rank in general, so no thin factors exist)."""
+    W = weight_matrix(layer)
+    A, B = layer.lora_A[name].weight, layer.lora_B[name].weight
+    merged = W + layer.scaling[name] * (B @ A).to(W.dtype)
+    magnitude = layer.lora_magnitude_vector[name].weight
+    delta = magnitude[:, None] * merged / merged.norm(dim=1, keepdim=True) - W
+    eye = torch.eye(delta.shape[1], dtype=delta.dtype, device=delta.device)
+    return [(delta, eye, eye)]
+
+
+def _osf_factors(layer: nn.Module, name: str) -> Factors:
+    """OSF's ΔW = U·diag(S)·V − U₀·diag(S₀)·V₀ over its trainable directions (rank 2r)."""
+    p = layer.osf_svd_params[name]
+    U0, S0, V0 = (getattr(layer, f"_osf_{k}_low_init")[name] for k in ("U", "S", "V"))
+    left = torch.cat([p["U_low"] * p["S_low"], -(U0 * S0)], dim=1)
+    core = torch.eye(left.shape[1], dtype=left.dtype, device=left.device)
+    return [(left, core, torch.cat([p["V_low"], V0], dim=0))]
+
+
+def _is_lora(kind: str) -> Callable[[nn.Module, str], bool]:
+    """A LoRA layer of one kind: DoRA (use_dora), residual-initialised, or plain."""
+
+    def recognises(layer: nn.Module, name: str) -> bool:
+        dora = bool(layer.use_dora.get(name))
+        residual = name in getattr(layer, INITIAL, {})
+        return {"dora": dora, "residual": residual and not dora, "plain": not (dora or residual)}[
+            kind
+        ]
+
+    return recognises
 
 
 def _factored_factors(layer: nn.Module, name: str) -> Factors:
@@ -126,6 +224,74 @@ REGISTRY: dict[str, Method] = {
             layer=LoraLayer,
             factors=_lora_factors,
             splits_fused=False,
+            recognises=_is_lora("plain"),
+        ),
+        Method(
+            "dora",
+            "DoRA",
+            "C4",
+            "peer",
+            config=_dora_config,
+            # B·A plus one magnitude per output row.
+            trainable=lambda out_f, in_f, r, k: r * (out_f + in_f) + out_f,
+            layer=LoraLayer,
+            factors=_dora_factors,
+            splits_fused=False,
+            recognises=_is_lora("dora"),
+        ),
+        Method(
+            "pissa",
+            "PiSSA",
+            "C5",
+            "peer",
+            config=_pissa_config,
+            trainable=lambda out_f, in_f, r, k: r * (out_f + in_f),
+            layer=LoraLayer,
+            factors=_residual_factors,
+            splits_fused=False,
+            recognises=_is_lora("residual"),
+            after_inject=_record_initial,
+            base_weights="W − its top-r singular part (the adapter starts there)",
+        ),
+        Method(
+            "milora",
+            "MiLoRA-style",
+            "C6",
+            "peer",
+            config=_lora_config,
+            trainable=lambda out_f, in_f, r, k: r * (out_f + in_f),
+            layer=LoraLayer,
+            factors=_residual_factors,
+            splits_fused=False,
+            recognises=_is_lora("residual"),
+            after_inject=_band("minor"),
+            base_weights="W − its bottom-r singular part (the adapter starts there)",
+        ),
+        Method(
+            "middle",
+            "middle singular band",
+            "C8",
+            "peer",
+            config=_lora_config,
+            trainable=lambda out_f, in_f, r, k: r * (out_f + in_f),
+            layer=LoraLayer,
+            factors=_residual_factors,
+            splits_fused=False,
+            recognises=_is_lora("residual"),
+            after_inject=_band("middle"),
+            base_weights="W − r singular directions from the middle of its spectrum",
+        ),
+        Method(
+            "osf",
+            "OSF",
+            "C9",
+            "peer",
+            config=_osf_config,
+            # U, S and V of the r trainable singular directions.
+            trainable=lambda out_f, in_f, r, k: r * (out_f + in_f + 1),
+            layer=OSFLayer,
+            factors=_osf_factors,
+            splits_fused=False,
         ),
         Method(
             "svd",
@@ -154,12 +320,25 @@ def method(name: str) -> Method:
     return REGISTRY[name]
 
 
+#: The attribute ``apply_adapter`` tags each adapted layer with: {adapter name: method}.
+TAG = "curlora_method"
+
+
 def method_of_layer(layer: nn.Module) -> Method:
-    """The method whose tuner layer ``layer`` is (the first match in registry order)."""
+    """The method whose layer ``layer`` is: the one ``apply_adapter`` tagged it with, else the
+    first whose layer type and ``recognises`` rule match (registry order)."""
+    adapter = layer.active_adapters[0] if getattr(layer, "active_adapters", None) else None
+    tagged = getattr(layer, TAG, {}).get(adapter)
+    if tagged is not None:
+        return REGISTRY[tagged]
     for m in REGISTRY.values():
-        if m.layer is not None and isinstance(layer, m.layer):
+        if (
+            m.layer is not None
+            and isinstance(layer, m.layer)
+            and (m.recognises is None or m.recognises(layer, adapter))
+        ):
             return m
-    known = ", ".join(m.layer.__name__ for m in REGISTRY.values() if m.layer is not None)
+    known = ", ".join(sorted({m.layer.__name__ for m in REGISTRY.values() if m.layer is not None}))
     raise TypeError(
         f"{type(layer).__name__} is not a layer of a registered method (known: {known}); "
         "register its method in curlora.methods.REGISTRY with a `factors` reader before "

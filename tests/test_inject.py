@@ -136,7 +136,7 @@ def test_applying_twice_or_bad_arguments_is_refused(tiny_llama):
         apply_adapter(model, rank=2)
     fresh, _ = load_model("tiny-llama")
     with pytest.raises(ValueError, match="method"):
-        apply_adapter(fresh, method="dora")
+        apply_adapter(fresh, method="bogus")
     with pytest.raises(ValueError, match=r"1 ≤ rank ≤ 32"):
         apply_adapter(fresh, rank=33)  # k_proj is 64 → 32
     with pytest.raises(ValueError, match="sampling mode"):

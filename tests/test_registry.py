@@ -36,8 +36,8 @@ def test_arm_names_round_trip_and_read_as_before():
         assert (arm.name, arm.display, arm.role) == (name, display, role)
     assert Arm.parse("lora-r1").changes() == {"method": "lora", "rank": 1}
     assert Arm.parse("curlora-lowest").changes() == {"method": "curlora", "sampling": "lowest"}
-    with pytest.raises(ValueError, match="unknown method 'dora'"):
-        Arm.parse("dora")
+    with pytest.raises(ValueError, match="unknown method 'bogus'"):
+        Arm.parse("bogus")
     with pytest.raises(ValueError, match="neither a rank"):
         Arm.parse("lora-norm")
 
@@ -122,8 +122,21 @@ def test_layers_of_no_registered_method_raise(tiny_llama):
         model, LoraConfig(r=2, use_dora=True, target_modules=["q_proj"], lora_dropout=0.0)
     )
     layer = next(m for m in peft_model.modules() if isinstance(m, LoraLayer))
-    with pytest.raises(TypeError, match="DoRA"):
-        analysis.delta_factors(layer)
+    # DoRA is registered: its magnitude is read, not ignored as plain LoRA would.
+    assert method_of_layer(layer).name == "dora"
+    # A LoRA variant no entry recognises (an unknown tag) raises rather than being misread.
+    layer.curlora_method = {"default": "lora"}
+    layer.use_dora = {"default": True}
+    assert method_of_layer(layer).name == "lora"  # an explicit tag is trusted
+    del layer.curlora_method
+    monkeypatched = dict(REGISTRY)
+    try:
+        REGISTRY.pop("dora")
+        with pytest.raises(TypeError, match="not a layer of a registered method"):
+            analysis.delta_factors(layer)
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(monkeypatched)
 
 
 def test_lora_delta_is_read_through_its_entry(tiny_llama):
