@@ -14,9 +14,8 @@ import pandas as pd
 
 from curlora.arms import Arm
 from curlora.claims import Reading, Robustness
+from curlora.readings import factor
 from curlora.stats import Interval
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def ratio_text(log_ratio: float) -> str:
@@ -27,11 +26,9 @@ def ratio_text(log_ratio: float) -> str:
     if 0.5 < ratio < 2:
         pct = (ratio - 1) * 100
         return _minus(f"{pct:+.1f}%" if abs(pct) < 10 else f"{pct:+.0f}%")
-    if 1e-3 <= ratio < 1e3:
-        return f"×{ratio:.2g}" if ratio < 10 else f"×{ratio:.0f}"
-    exponent = math.floor(math.log10(ratio))
-    mantissa = ratio / 10**exponent
-    return f"×{mantissa:.0f}×10{str(exponent).translate(_SUPERSCRIPT)}"
+    if 10 <= ratio < 1e3:
+        return f"×{ratio:.0f}"
+    return factor(ratio) if ratio >= 1e3 or ratio < 1e-3 else f"×{ratio:.2g}"
 
 
 def level_text(level: float) -> str:

@@ -44,9 +44,18 @@ def reading(
     )
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def factor(ratio: float) -> str:
-    """A perplexity ratio as a factor: '×1.82', '×16.4', '×2,420'."""
-    return f"×{ratio:,.0f}" if ratio >= 100 else f"×{ratio:.3g}"
+    """A perplexity ratio as a factor: '×1.82', '×16.4', '×242', and beyond ×1,000 (or below
+    ×0.001) as an order of magnitude, '×2×10⁶', which a reader takes in at a glance."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return "—"
+    if 1e-3 <= ratio < 1e3:
+        return f"×{ratio:.3g}"
+    exponent = math.floor(math.log10(ratio))
+    return f"×{ratio / 10**exponent:.0f}×10{str(exponent).translate(_SUPERSCRIPT)}"
 
 
 #: Ratios reaching this factor read as factors (×16.4), smaller ones as percent changes (+1.13%).

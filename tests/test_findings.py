@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +214,39 @@ def test_the_readme_findings_are_generated_under_the_current_plan():
     assert load_plan().sha256[:16] in block
     lines = [line for line in block.splitlines() if line.startswith("> - ")]
     assert 1 <= len(lines) <= 6 and all("(report/evidence/FINDINGS.md#claim-" in x for x in lines)
+
+
+def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monkeypatch):
+    """The operating table's ACC over all six task orders, against the committed files read
+    with json alone: per run, the mean over tasks of accuracy after the last task (eval split);
+    per seed, the mean over orders; then the mean over seeds."""
+    root = Path(__file__).resolve().parents[1]
+    evidence = root / "results" / "evidence"
+    monkeypatch.setenv("CURLORA_RESULTS", str(evidence))
+    from curlora.experiment.loading import load_study
+    from curlora.experiment.profiles import PROFILES
+    from curlora.notebooks import NOTEBOOK_DIR, study_parameters
+
+    values = study_parameters(
+        NOTEBOOK_DIR / "04_forgetting_curves.ipynb", PROFILES["evidence"]["04"]
+    )
+    _, _, study = load_study(**values, executor="serial")
+    rate = study.operating_rate("curlora")
+    per_seed: dict[int, list[float]] = {}
+    for path in evidence.glob(f"curlora-r16-lr{rate:g}-s*/results.json.gz"):
+        record = json.loads(gzip.decompress(path.read_bytes()))
+        spec = record["spec"]
+        if spec["sampling"] != "inverse" or spec["seed"] not in values["seeds"]:
+            continue
+        last = spec["tasks"][-1]
+        finals = [
+            row["accuracy"]
+            for row in record["accuracy"]
+            if row["split"] == "eval" and row["after_task"] == last
+        ]
+        per_seed.setdefault(spec["seed"], []).append(float(np.mean(finals)))
+    assert all(len(v) == 6 for v in per_seed.values())  # six task orders per seed
+    expected = np.mean([np.mean(v) for v in per_seed.values()])
+    table = tables.operating_table(study)
+    shown = table.loc["CURLoRA", "ACC (over seeds, 6 task orders)"]
+    assert float(shown.split()[0]) == pytest.approx(expected, abs=5e-4)
