@@ -23,8 +23,8 @@ from curlora.notebook_parameters import (
 NOTEBOOKS = runner.notebooks()
 
 
-def test_the_five_notebooks_exist():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+def test_the_six_notebooks_exist():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

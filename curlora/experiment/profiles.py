@@ -73,6 +73,7 @@ _PAPER = {
 #: ``cpu`` profile's, so an interactive session starts from it.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
+        "00": {},
         "01": {
             "model": "tiny-llama",
             "layers": [0, 1],
@@ -86,8 +87,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "04": _SMOKE,
         "05": _SMOKE,
     },
-    "cpu": {"01": {}, "02": {}, "03": {}, "04": {}, "05": {}},
+    "cpu": {"00": {}, "01": {}, "02": {}, "03": {}, "04": {}, "05": {}},
     "evidence": {
+        "00": {},
         "01": {},
         "02": {
             **_EVIDENCE,
@@ -104,6 +106,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "paper": {
+        "00": {},
         "01": {"model": "gpt2-large", "projection": "c_attn", "layers": [0, 18, 35]},
         "02": _PAPER,
         "03": {},
