@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from curlora.arms import Arm
 from curlora.experiment.spec import ExperimentSpec
 
-ORDERS = ("paper", "paper+reverse", "all")
+ORDERS = ("paper", "reverse", "paper+reverse", "all")
 
 
 def task_orders(tasks: tuple[str, ...], orders: str) -> list[tuple[str, ...]]:
-    """The task sequences of an order setting: the given order, also its reverse, or all."""
+    """The task sequences of an order setting: the given order, its reverse, both, or all."""
     if orders not in ORDERS:
         raise ValueError(f"orders={orders!r} is unknown; choose one of {', '.join(ORDERS)}.")
     if orders == "all":
         return list(itertools.permutations(tasks))
     if orders == "paper+reverse" and len(tasks) > 1:
         return [tuple(tasks), tuple(reversed(tasks))]
+    if orders == "reverse":
+        return [tuple(reversed(tasks))]
     return [tuple(tasks)]
 
 

@@ -52,6 +52,13 @@ PRESETS: dict[str, ExperimentSpec] = {
     # bf16 autocast, as its committed results (results/evidence) were computed; on a machine
     # that only emulates bf16, CURLORA_AUTOCAST=float32 recomputes it in fp32 (keyed apart).
     "evidence": ExperimentSpec(autocast="bfloat16", ppl_windows=32, ppl_stages="final"),
+    # The confirmatory study (curlora/resources/analysis_plan.toml): the evidence protocol at a
+    # budget where adapters learn — 600 training examples per task, one epoch (75 steps), where
+    # the pilot put LoRA r16 and CURLoRA 7–10 points over head-only on validation
+    # (benchmarks/pilot.py, benchmarks/NOTES.md). fp32, so any CPU recomputes it alike.
+    "study": ExperimentSpec(
+        autocast=None, train_size=600, epochs=1, ppl_windows=32, ppl_stages="final"
+    ),
     "paper-mistral": ExperimentSpec(
         model="mistralai/Mistral-7B-v0.3",
         train_size=1000,
