@@ -1,0 +1,37 @@
+"""The confirmatory study's batches are the registered plan's design, run for run."""
+
+from __future__ import annotations
+
+from curlora.arms import Arm
+from curlora.experiment import confirmatory
+from curlora.experiment.design import task_orders
+from curlora.plan import load_plan
+
+
+def test_the_batches_are_the_plans_design(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    plan = load_plan()
+    assert plan.status == "registered"
+    found = confirmatory.batches(plan)
+    assert list(found) == ["paper-0-4", "paper-5-9", "reverse", "ablation"]
+    d = plan.design
+    tasks = tuple(d["tasks"])
+    for name, design in found.items():
+        specs = design.specs()
+        assert {s.train_size for s in specs} == {600} and {s.autocast for s in specs} == {None}
+        orders = {s.tasks for s in specs}
+        assert orders == ({tasks[::-1]} if name == "reverse" else {tasks})
+        for spec in specs:
+            arm = Arm.of_spec(spec, d["rank"]).name
+            assert spec.lr in d["rates"][arm], (name, arm, spec.lr)
+    seeds = {name: sorted({s.seed for s in found[name].specs()}) for name in found}
+    assert seeds["paper-0-4"] + seeds["paper-5-9"] == d["paper_order_seeds"]
+    assert seeds["reverse"] == d["reverse_order_seeds"] == seeds["ablation"]
+    # Nothing is computed yet in an empty results folder; listing costs nothing.
+    assert len(confirmatory.missing(found["reverse"])) == len(found["reverse"].specs())
+    assert confirmatory.main([]) == 0
+    assert "paper-0-4" in capsys.readouterr().out
+
+
+def test_the_reverse_order_alone():
+    assert task_orders(("a", "b", "c"), "reverse") == [("c", "b", "a")]
