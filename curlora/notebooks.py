@@ -263,6 +263,8 @@ def execute_notebook(
 
     # This is a worker process of its own: the kernel it starts inherits the setting.
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    # A report is read, not watched: transformers' "Loading weights" bars would be left in it.
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     start = time.perf_counter()
     # A short private folder: socket paths are limited to about 100 characters.
     with _quiet_kernel(), tempfile.TemporaryDirectory(prefix="curlora-kernel-") as sockets:

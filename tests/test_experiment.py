@@ -213,7 +213,7 @@ def test_summaries_never_pool_different_specs():
 
 def test_bad_specs_are_refused():
     with pytest.raises(ValueError, match="method"):
-        preset("smoke", method="dora")
+        preset("smoke", method="bogus")
     with pytest.raises(ValueError, match="evidence"):
         preset("gpu")
     with pytest.raises(ValueError, match="rank"):

@@ -140,7 +140,12 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
         page.startswith("# Findings (smoke profile)") and "CURLoRA keeps perplexity fixed" in page
     )
     assert "(FINDINGS.md)" in (done["report"] / "README.md").read_text()
-    assert [r["notebook"][:2] for r in done["rows"]] == ["01", "02", "03", "04", "05"]
+    assert [r["notebook"][:2] for r in done["rows"]] == ["00", "01", "02", "03", "04", "05"]
+    # The page opens with the decision box, and the reports carry no progress bars.
+    assert page.split("\n\n", 1)[1].startswith("> **Decision box**")
+    assert "SHA-256" in page and "## Robustness" in page and "## The claims" in page
+    for report in done["report"].glob("*.md"):
+        assert "it/s]" not in report.read_text(), report.name
     # Before any run: the machine's rates and precision, then the work with its estimate here.
     assert lines[0].startswith("machine:") and "GFLOP/s; precision" in lines[0]
     assert re.fullmatch(r"experiments: \d+ runs \(\d+ to compute, about \d+ s here\)", lines[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from synthetic_runs import TASKS, fake_run, synthetic_study
@@ -77,7 +78,9 @@ def test_perplexity_is_averaged_on_the_log_scale():
     text = readings.ratio_reading(i)
     # A change this size reads as factors, and the lower bound is still a ratio above zero.
     low = text.split("[")[1].split(",")[0]
-    assert low.startswith("×") and float(low[1:].replace(",", "")) > 0
+    assert low.startswith("×") and not low.startswith("×-") and "−" not in low.split("10")[0]
+    # Far from 1 it reads as an order of magnitude: a mantissa times a power of ten.
+    assert re.fullmatch(r"×\d+(\.\d+)?(×10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?", low), low
     small = Study(runs[:3] + runs[3:5]).interval("curlora", "ppl_ratio")
     assert "%" in readings.ratio_reading(small) and "×" not in readings.ratio_reading(small)
 
