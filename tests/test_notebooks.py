@@ -47,7 +47,7 @@ def test_notebook_hygiene(path):
 
 
 def test_parameter_validation_errors():
-    path = NOTEBOOKS[0]
+    (path,) = runner.notebooks(["01"])
     with pytest.raises(ValueError, match=r"no parameter 'rnak'.*rank: int"):
         validate(path, {"rnak": 3})
     with pytest.raises(TypeError, match="expects int"):
@@ -56,7 +56,7 @@ def test_parameter_validation_errors():
         validate(path, {"layers": [0, "1"]})
     with pytest.raises(TypeError, match="expects int"):
         validate(path, {"rank": True})
-    four = NOTEBOOKS[3]
+    (four,) = runner.notebooks(["04"])
     assert validate(four, {"lrs": {"curlora": [1e-3]}}) == {"lrs": {"curlora": [1e-3]}}
     with pytest.raises(TypeError, match=r"dict\[str, list\[float\]\]"):
         validate(four, {"lrs": {"curlora": 1e-3}})
@@ -155,7 +155,7 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     figures = tmp_path / "run" / "figures"
     assert done["figures"] == figures and _hashes(runner.FIGURES_DIR) == committed
     pngs = sorted(figures.glob("*.png"))
-    assert {p.name[:2] for p in pngs} == {"01", "02", "03", "04", "05"} and len(pngs) == 19
+    assert {p.name[:2] for p in pngs} == {"00", "01", "02", "03", "04", "05"} and len(pngs) == 20
     executed = json.loads(
         (tmp_path / "run" / "notebooks" / "04_forgetting_curves.ipynb").read_text()
     )
@@ -164,6 +164,7 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     site = done["site"]
     pages = sorted(p.name for p in site.glob("*.html"))
     assert pages == [
+        "00_concepts.html",
         "01_cur_sampling.html",
         "02_u_spectra.html",
         "03_parameter_counts.html",
