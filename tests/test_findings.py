@@ -236,7 +236,13 @@ def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monke
     for path in evidence.glob(f"curlora-r16-lr{rate:g}-s*/results.json.gz"):
         record = json.loads(gzip.decompress(path.read_bytes()))
         spec = record["spec"]
-        if spec["sampling"] != "inverse" or spec["seed"] not in values["seeds"]:
+        # Only the evidence profile's runs: the confirmatory study's share the folder and labels.
+        if (
+            spec["sampling"] != "inverse"
+            or spec["seed"] not in values["seeds"]
+            or spec["train_size"] != values["train_size"]
+            or spec["autocast"] != "bfloat16"
+        ):
             continue
         last = spec["tasks"][-1]
         finals = [
