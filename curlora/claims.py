@@ -25,7 +25,6 @@ from curlora.matching import (
     level_grid,
     matched_difference,
     restrict,
-    seeds_behind,
 )
 from curlora.plan import AnalysisPlan, Claim
 from curlora.stats import Interval, frontier, t_interval
@@ -75,7 +74,7 @@ def estimate_claim(
     if reason := _missing(claim, cells):
         return Reading(claim, None, math.nan, reason=reason)
     mine = restrict(cells, claim.arms())
-    n = seeds_behind(mine, claim.arms())
+    n = len(mine.seeds)
     if n == 0:
         return Reading(claim, None, math.nan, reason="no seed ran every rate of its arms")
     point = float(_statistic(claim, mine, Means(mine, identity(n, len(mine.tokens))), plan)[0])

@@ -138,23 +138,19 @@ def difference_at(means: Means, name: str, a: str, b: str, level: float) -> np.n
     return out
 
 
-def seeds_behind(cells: Cells, arms: Sequence[str]) -> int:
-    """How many seeds have a run in every cell of ``arms`` (the replicates of a claim)."""
-    complete = np.ones(len(cells.seeds), dtype=bool)
-    for arm in arms:
-        for lr in cells.rates[arm]:
-            complete &= np.isfinite(cells.x["accuracy"][(arm, lr)])
-            complete &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
-    return int(complete.sum())
-
-
-def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
-    """The cells of ``arms`` on the seeds that ran every cell of them (a paired design)."""
+def complete_seeds(cells: Cells, arms: Sequence[str]) -> np.ndarray:
+    """Which seeds have a run in every cell of ``arms`` (a mask over ``cells.seeds``)."""
     keep = np.ones(len(cells.seeds), dtype=bool)
     for arm in arms:
         for lr in cells.rates[arm]:
             keep &= np.isfinite(cells.x["accuracy"][(arm, lr)])
             keep &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
+    return keep
+
+
+def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
+    """The cells of ``arms`` on the seeds that ran every cell of them (a paired design)."""
+    keep = complete_seeds(cells, arms)
     chosen = {(a, lr) for a in arms for lr in cells.rates[a]}
 
     def cut(table: dict) -> dict:
