@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from curlora.outcomes import OUTCOMES
-from curlora.stats import Interval
+from curlora.stats import Interval, t_interval
 
 
 def _phrase(
@@ -142,6 +142,16 @@ def interval_text(
     if math.isnan(i.se):
         return f.format(i.mean * scale) + unit
     return f"{f.format(i.mean * scale)}{unit} [{f.format(i.lo * scale)}, {f.format(i.hi * scale)}]"
+
+
+def geometric_mean_ci(values: list[float], digits: int = 2) -> str:
+    """'29.4 [3.07, 281]': the geometric mean of positive values and its 95% interval, read on
+    the log scale (an arithmetic ± around a ratio that explodes in one seed reaches below zero)."""
+    i = t_interval([math.log(v) for v in values])
+    shown = f"{math.exp(i.mean):.{digits}g}" if i.mean == i.mean else "–"
+    return shown + (
+        "" if math.isnan(i.se) else f" [{math.exp(i.lo):.{digits}g}, {math.exp(i.hi):.{digits}g}]"
+    )
 
 
 def mean_pm(i: Interval, digits: int = 3) -> str:

@@ -69,6 +69,19 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     return interval.mean, interval.half
 
 
+def logit_t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Mean and Student-t interval of proportions on the log-odds scale, drawn back to [0, 1]:
+    as wide as a t-interval where proportions are far from 0 and 1, and never outside them."""
+    # Proportions of exactly 0 or 1 have no log-odds; 1e-3 is below one example in 400.
+    p = np.clip(np.asarray([v for v in values if not _isnan(v)], dtype=float), 1e-3, 1 - 1e-3)
+    i = t_interval(np.log(p / (1 - p)), confidence)
+
+    def expit(z: float) -> float:
+        return float(1 / (1 + np.exp(-z)))
+
+    return Interval(expit(i.mean), expit(i.lo), expit(i.hi), i.n, i.se, confidence)
+
+
 def paired(a: dict, b: dict, confidence: float = 0.95) -> Interval:
     """The t-interval of a − b over the replicates (keys, e.g. seeds) both have."""
     common = sorted(set(a) & set(b))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from curlora.arms import Arm
 from curlora.outcomes import OUTCOMES
-from curlora.readings import interval_text, mean_pm, percent
+from curlora.readings import geometric_mean_ci, interval_text, mean_pm, percent
 from curlora.stats import Interval, bootstrap_se, t_interval
 from curlora.study import Study
 
@@ -68,11 +68,13 @@ def ablation_table(
     study: Study, reference: str = "curlora", outcome: str = "ppl_ratio"
 ) -> pd.DataFrame:
     """Reference arm against each other sampling arm: at matched plasticity and at one shared rate
-    (perplexity as the relative difference of ratios, in %)."""
+    (perplexity as the relative difference of ratios, in %); ``unmatched`` says why a pair has no
+    matched reading."""
     rows = []
     show = (lambda v: (math.exp(v) - 1) * 100) if outcome == "ppl_ratio" else (lambda v: v * 100)
     for other in study.ablations(reference):
-        matched = study.compare(reference, other, outcome).interval
+        comparison = study.compare(reference, other, outcome)
+        matched = comparison.interval
         rate = study.contrast_rate(reference, other)
         same = (
             study.compare_at_rate(reference, other, outcome, rate)
@@ -85,6 +87,8 @@ def ablation_table(
                 **{f"matched_{k}": show(getattr(matched, k)) for k in ("mean", "lo", "hi")},
                 **{f"same_{k}": show(getattr(same, k)) for k in ("mean", "lo", "hi")},
                 "rate": rate if rate is not None else float("nan"),
+                # Why no matched reading, where there is none ("… not shown to learn at any rate").
+                "unmatched": comparison.reason,
                 "n": max(matched.n, same.n),
                 "unit": "relative difference in perplexity ratio (%)"
                 if outcome == "ppl_ratio"
@@ -174,7 +178,8 @@ def operating_table(study: Study) -> pd.DataFrame:
 
 
 def comparison_table(study: Study) -> pd.DataFrame:
-    """Our rows in the paper's layout, at each arm's operating rate: mean ± 95% CI over seeds."""
+    """Our rows in the paper's layout, at each arm's operating rate: accuracies as mean ± 95% CI
+    over seeds, perplexities as geometric mean [95% CI] (ratios average on the log scale)."""
     rows: dict[str, dict[str, str]] = {}
     for arm in study.arms:
         runs = study.runs_of(arm)
@@ -186,18 +191,18 @@ def comparison_table(study: Study) -> pd.DataFrame:
         def fmt(values, digits=3):
             return mean_pm(t_interval(values), digits)
 
-        rows.setdefault("initial ppl", {})[col] = fmt(
-            [r.perplexity["perplexity"].iloc[0] for r in runs], 2
+        rows.setdefault("initial ppl", {})[col] = geometric_mean_ci(
+            [r.perplexity["perplexity"].iloc[0] for r in runs], 4
         )
         for i, after in enumerate(tasks):
             for task in tasks[: i + 1]:
                 rows.setdefault(f"{task} after {after}", {})[col] = fmt(
                     [r.accuracy_matrix().loc[after, task] for r in runs]
                 )
-        rows.setdefault("final ppl", {})[col] = fmt(
-            [r.perplexity["perplexity"].iloc[-1] for r in runs], 2
+        rows.setdefault("final ppl", {})[col] = geometric_mean_ci(
+            [r.perplexity["perplexity"].iloc[-1] for r in runs], 4
         )
-        rows.setdefault("final ppl / initial", {})[col] = fmt(
+        rows.setdefault("final ppl / initial", {})[col] = geometric_mean_ci(
             [r.perplexity["ratio"].iloc[-1] for r in runs], 4
         )
     majority = study.runs[0].majority()

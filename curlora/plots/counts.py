@@ -6,8 +6,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from curlora.counting import WHOLE_MODEL
 from curlora.methods import REGISTRY
-from curlora.plots.style import FULL_COLOR, figure
+from curlora.plots.style import WHOLE_MODEL_COLOR, figure
 
 
 def parameter_counts(table: pd.DataFrame, rank: int = 16) -> Figure:
@@ -20,14 +21,18 @@ def parameter_counts(table: pd.DataFrame, rank: int = 16) -> Figure:
         x="model",
         y="trainable",
         hue="method",
-        palette={"full": FULL_COLOR, **{m: e.color for m, e in REGISTRY.items()}},
+        palette={WHOLE_MODEL: WHOLE_MODEL_COLOR, **{m: e.color for m, e in REGISTRY.items()}},
+        errorbar=None,
         ax=ax,
     )
+    # Beside the bars, never over them.
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="method", fontsize=8)
     ax.set(
         yscale="log",
         ylabel="trainable parameters",
         xlabel="",
         title=f"Trainable parameters, Q/K/V at rank {rank} (heads excluded)",
     )
-    ax.tick_params(axis="x", rotation=20)
+    for label in ax.get_xticklabels():
+        label.set(rotation=20, ha="right", rotation_mode="anchor")
     return fig

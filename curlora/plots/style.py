@@ -3,6 +3,8 @@ figure of the right size, the pooled-replicates label, and saving with identical
 
 from __future__ import annotations
 
+import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -12,12 +14,13 @@ from matplotlib.figure import Figure
 from curlora import cur
 from curlora.arms import Arm
 from curlora.methods import REGISTRY
+from curlora.plots.lint import figure_problems
 from curlora.study import Study
 
 sns.set_theme(style="whitegrid", context="notebook")
 matplotlib.rcParams["svg.hashsalt"] = "curlora"
-#: The parameter-count figure's bar for full fine-tuning (not an arm).
-FULL_COLOR = "C4"
+#: The parameter-count figure's bar for the whole model (not an arm).
+WHOLE_MODEL_COLOR = "0.6"
 
 
 def figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.6, **kw):
@@ -39,8 +42,27 @@ def mode_color(mode: str) -> str | None:
     return REGISTRY[mode].color if mode in REGISTRY else None
 
 
+class FigureDefect(UserWarning):
+    """A saved figure shows a defect ``plots.lint`` detects (text off the canvas, say)."""
+
+
+def wrapped(text: str, fig: Figure, fontsize: float = 9) -> str:
+    """``text`` broken into lines that fit ``fig``'s width at ``fontsize``."""
+    # An average glyph of the theme's sans-serif font is about 0.6 of its size wide.
+    chars = int(fig.get_figwidth() * 72 / (0.6 * fontsize))
+    return textwrap.fill(text, max(chars, 20))
+
+
+def set_caption(fig: Figure, text: str, fontsize: float = 9) -> None:
+    """Put ``text`` over ``fig`` as its title, wrapped to the figure's width."""
+    fig.suptitle(wrapped(text, fig, fontsize), fontsize=fontsize)
+
+
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG without a software/date stamp (identical bytes on re-run)."""
+    """Write ``fig`` as PNG without a software/date stamp (identical bytes on re-run); warn with
+    ``FigureDefect`` about anything ``plots.lint`` finds."""
+    for problem in figure_problems(fig):
+        warnings.warn(f"{Path(path).name}: {problem}", FigureDefect, stacklevel=2)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, metadata={"Software": None})
@@ -51,3 +73,8 @@ def pooled(study: Study) -> str:
     """'n = 3 seeds × 6 task orders': what a figure pools."""
     n, k = len(study.seeds), len(study.orders)
     return f"n = {n} seed{'s' * (n != 1)}" + (f" × {k} task orders" if k > 1 else "")
+
+
+def order_label(order: tuple[str, ...] | list[str]) -> str:
+    """'task order wiki-pairs → movie-snippets': the one order a figure shows."""
+    return "task order " + " → ".join(order)

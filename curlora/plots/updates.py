@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from curlora.analysis import effective_steps
-from curlora.plots.style import arm_color, figure
+from curlora.plots.style import arm_color, figure, set_caption
+
+#: Singular values below this share of a spectrum's largest are numerical zeros (a rank-r ΔW
+#: has r non-zero values; float32 leaves the rest near 1e-7 of the top), so they are not drawn.
+NUMERICAL_ZERO = 1e-5
+#: Panels per row in a grid of per-arm panels.
+PANELS_PER_ROW = 4
 
 
 def delta_spectra(layers: pd.DataFrame, column: str = "delta_sv", caption: str = "") -> Figure:
@@ -15,20 +22,30 @@ def delta_spectra(layers: pd.DataFrame, column: str = "delta_sv", caption: str =
     one panel per arm; ``caption`` says which runs (seed, rates)."""
     layers = layers[layers[column].map(len) > 0]
     arms = list(dict.fromkeys(layers["arm"]))
-    fig, axes = figure(len(arms), 1, width=4.2, sharey=True)
-    for ax, arm in zip(axes[0], arms, strict=True):
+    ncols = min(len(arms), PANELS_PER_ROW)
+    nrows = -(-len(arms) // ncols)
+    fig, axes = figure(ncols, nrows, width=3.4, height=2.9, sharey=True)
+    for ax, arm in zip(axes.flat, arms, strict=False):
         sub = layers[layers["arm"] == arm]
         for stage, group in sub.groupby("stage"):
             width = max(map(len, group[column]))
             sv = np.array([np.pad(v, (0, width - len(v))) for v in group[column]])
             med = np.median(sv, axis=0)
+            med = med[med > NUMERICAL_ZERO * med.max()] if med.max() > 0 else med[:0]
             ax.plot(np.arange(1, len(med) + 1), med, "o-", ms=3, label=f"after task {stage}")
-        ax.set(yscale="log", xlabel="index", title=arm)
+        ax.set(yscale="log", xlabel="singular value #", title=arm)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    for ax in axes.flat[len(arms) :]:
+        ax.set_visible(False)
     what = "ΔW" if column == "delta_sv" else "U"
-    axes[0, 0].set_ylabel(f"singular value of {what} (median over layers)")
-    axes[0, -1].legend(fontsize=8)
-    if caption:
-        fig.suptitle(caption, fontsize=9)
+    for row in axes:
+        row[0].set_ylabel(f"σ of {what} (median over layers)")
+    axes.flat[len(arms) - 1].legend(fontsize=8)
+    set_caption(
+        fig,
+        f"{caption + '. ' if caption else ''}Values below {NUMERICAL_ZERO:g} of the largest "
+        "are numerical zeros and not drawn.",
+    )
     return fig
 
 
@@ -49,9 +66,10 @@ def change_by_layer(layers: pd.DataFrame, value: str = "delta_rel", caption: str
         ylabel=labels.get(value, value),
         title=f"How much each arm changes each layer ({labels.get(value, value)})",
     )
-    ax.legend()
+    # Beside the axes: seven arms' lines fill the whole panel.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     if caption:
-        fig.suptitle(caption, fontsize=9)
+        set_caption(fig, caption)
     return fig
 
 
@@ -73,9 +91,9 @@ def effective_step(layers: pd.DataFrame, caption: str = "") -> Figure:
                 i + np.linspace(-0.25, 0.25, len(v)), v, s=8, color=arm_color(arm), alpha=0.6
             )
             ax.plot([i - 0.3, i + 0.3], [np.median(v)] * 2, color="k", lw=1.5)
-        ax.set(yscale="log", ylabel=label, xticks=range(len(arms)), xticklabels=arms)
-        ax.tick_params(axis="x", rotation=30)
+        ax.set(yscale="log", ylabel=label, xticks=range(len(arms)))
+        ax.set_xticklabels(arms, rotation=30, ha="right", rotation_mode="anchor")
     axes[0, 0].set_title("Weight change per unit of update")
     axes[0, 1].set_title("Output change per unit of update")
-    fig.suptitle(f"Points: adapted layers after the last task (bar: median). {caption}", fontsize=9)
+    set_caption(fig, f"Points: adapted layers after the last task (bar: median). {caption}")
     return fig
