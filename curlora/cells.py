@@ -76,17 +76,6 @@ def plasticity(run: Results, partner: Results | None, axis: str, split: str = "v
     return float(np.mean([sign * (mine[t] - theirs[t]) for t in mine]))
 
 
-def final_validation_nll(run: Results) -> float:
-    """Mean validation NLL over every task after the last one (NaN if earlier tasks were not
-    validated then: runs recorded before curlora 0.3)."""
-    acc = run.accuracy
-    last = run.task_names[-1]
-    rows = acc[(acc["split"] == "val") & (acc["after_task"] == last)]
-    if "nll" not in rows or len(rows) < len(run.task_names) or rows["nll"].isna().any():
-        return math.nan
-    return float(rows["nll"].mean())
-
-
 def _forgetting(run: Results) -> float:
     """Forgetting over every earlier task of the run's order (no task is left out)."""
     return outcome("forgetting").of_run(run, None)
@@ -118,7 +107,7 @@ def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
     axes = [a for a in ("nll", "brier", "accuracy") if a == "accuracy" or has_scores]
     selection = plan.selection
     if selection == "final_val_nll" and any(
-        math.isnan(final_validation_nll(r)) for r in runs if r.spec.method != "head-only"
+        math.isnan(r.final_validation_nll()) for r in runs if r.spec.method != "head-only"
     ):
         deviations.append(
             "operating rates are chosen on own-task validation plasticity, not the plan's final "
@@ -145,7 +134,7 @@ def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
         for c in cells
     }
     if selection == "final_val_nll":
-        score = {c: per_seed(*c, lambda r: -final_validation_nll(r)) for c in cells}
+        score = {c: per_seed(*c, lambda r: -r.final_validation_nll()) for c in cells}
     else:
         score = x[axis]
     additive = {

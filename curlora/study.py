@@ -76,6 +76,7 @@ class Study:
         # Verdicts ask for the same run's plasticity thousands of times. Keyed by id(run): each
         # entry keeps its run alive, so no other object can take that id while it is cached.
         self._plasticity: dict[tuple[int, str], tuple[Results, float]] = {}
+        self._selection: str | None = None
 
     # ------------------------------------------------------------------ what is there
 
@@ -192,8 +193,19 @@ class Study:
 
     # ------------------------------------------------------------------ rates and frontiers
 
+    @property
+    def selection(self) -> str:
+        """How operating rates are chosen, as the analysis plan says: ``"final_val_nll"`` (lowest
+        mean validation NLL over every task after the last), or ``"own_plasticity"`` (highest
+        validation gain over head-only) for runs that validated only the task just trained."""
+        if self._selection is None:
+            adapters = [r for r in self.runs if r.spec.method != "head-only"]
+            known = all(not math.isnan(r.final_validation_nll()) for r in adapters)
+            self._selection = "final_val_nll" if known else "own_plasticity"
+        return self._selection
+
     def operating_rate(self, arm: str) -> float:
-        """The arm's rate with the highest mean validation plasticity (head-only: its only rate)."""
+        """The arm's rate chosen on validation by ``selection`` (head-only: its only rate)."""
         rates = self.rates(arm)
         if arm == "head-only" or len(rates) == 1:
             return rates[0]
@@ -202,9 +214,12 @@ class Study:
                 f"{arm} ran at {len(rates)} rates but the runs have no validation split to choose "
                 "one on; run with val_size > 0 (choosing on the reported split would bias it)."
             )
+        if self.selection == "final_val_nll":
+            value = lambda r: -r.final_validation_nll()  # noqa: E731 - lower NLL is better
+        else:
+            value = self.plasticity
         score = {
-            lr: np.mean(list(self.per_seed(arm, lr, self.plasticity).values()) or [-np.inf])
-            for lr in rates
+            lr: np.mean(list(self.per_seed(arm, lr, value).values()) or [-np.inf]) for lr in rates
         }
         return max(rates, key=lambda lr: score[lr])
 

@@ -95,6 +95,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             **_EVIDENCE,
             "arms": [*_CURLORA_SAMPLINGS, "lora", "svd", "head-only"],
             "lrs": _EVIDENCE_LRS,
+            # Rates are chosen over the same orders notebook 05 reads these arms in.
+            "orders": "paper+reverse",
         },
         "03": {},
         "04": {**_EVIDENCE, "arms": _MAIN_ARMS, "lrs": _EVIDENCE_LRS, "orders": "all"},

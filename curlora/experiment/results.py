@@ -88,6 +88,17 @@ class Results:
             self.accuracy["example_nll"].map(lambda v: isinstance(v, list)).all()
         )
 
+    def final_validation_nll(self) -> float:
+        """Mean validation NLL over every task after the last one (NaN if earlier tasks were not
+        validated then: runs recorded before curlora 0.3)."""
+        last = self.task_names[-1]
+        rows = self.accuracy[
+            (self.accuracy["split"] == "val") & (self.accuracy["after_task"] == last)
+        ]
+        if "nll" not in rows or len(rows) < len(self.task_names) or rows["nll"].isna().any():
+            return float("nan")
+        return float(rows["nll"].mean())
+
     def _row(self, task: str, after_task: str, split: str) -> pd.Series:
         rows = self.accuracy[
             (self.accuracy["task"] == task)
