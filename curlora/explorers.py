@@ -162,3 +162,39 @@ def forgetting_explorer(study: Study) -> object:
         _show(fig)
 
     return _box(controls, draw)
+
+
+def ablation_explorer(study: Study, reference: str = "curlora") -> object:
+    """Pick a sampling rule to set against eq. 4, a stability outcome and a task order: both
+    frontiers are drawn, and their difference printed at one rate and at matched plasticity."""
+    import ipywidgets as widgets
+
+    from curlora.tables import ablation_table
+
+    others = study.ablations(reference)
+    orders = {"all, averaged within each seed": None} | {" → ".join(o): o for o in study.orders}
+    controls = {
+        "other": widgets.Dropdown(options=others, value=others[0], description="against"),
+        "outcome": widgets.Dropdown(
+            options={OUTCOMES[k].description: k for k in STABILITY}, description="outcome"
+        ),
+        "order": widgets.Dropdown(options=list(orders), description="order"),
+    }
+
+    def draw(other, outcome, order):
+        sub = study if orders[order] is None else study.of_order(orders[order])
+        row = ablation_table(sub, reference, outcome).set_index("label").iloc[others.index(other)]
+        print(
+            f"{row.name}, {row['unit']}: at one rate ({row['rate']:g}) "
+            f"{row['same_mean']:+.2f} [{row['same_lo']:+.2f}, {row['same_hi']:+.2f}]; at matched "
+            + (
+                f"plasticity {row['matched_mean']:+.2f} [{row['matched_lo']:+.2f}, "
+                f"{row['matched_hi']:+.2f}]"
+                if row["matched_mean"] == row["matched_mean"]
+                else f"plasticity: not defined ({row['unmatched']})"
+            )
+            + f"; n = {int(row['n'])} seeds."
+        )
+        _show(plots.frontiers(sub, [reference, other], (outcome,)))
+
+    return _box(controls, draw)

@@ -1,8 +1,9 @@
-"""The result sentences of the descriptive notebooks (01 CUR sampling, 02 U spectra), from their
-numbers: a notebook displays what these return and writes no result of its own."""
+"""The result sentences of the descriptive notebooks (01 CUR sampling, 02 U spectra, 05's figures),
+from their numbers: a notebook displays what these return and writes no result of its own."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from curlora.arms import Arm
@@ -66,4 +67,100 @@ def effective_step(medians: pd.DataFrame, seed: int) -> str | None:
             for a in others
         )
         + f" (medians over layers, seed {seed}, each at its operating rate)."
+    )
+
+
+def spectra(layers: pd.DataFrame, rank: int, column: str = "delta_sv") -> str:
+    """How many directions each arm's ΔW (or U) uses after the last task: singular values above
+    numerical zero (median over layers), and how fast they fall from the first to the last."""
+    from curlora.plots.updates import NUMERICAL_ZERO
+
+    last = layers[(layers["stage"] == layers["stage"].max()) & (layers[column].map(len) > 0)]
+    parts = []
+    for arm, group in last.groupby("arm", sort=False):
+        counts, falls = [], []
+        for values in group[column]:
+            sv = np.asarray(values, dtype=float)
+            kept = sv[sv > NUMERICAL_ZERO * sv.max()] if sv.max() > 0 else sv[:0]
+            counts.append(len(kept))
+            if len(kept) > 1:
+                falls.append(kept[0] / kept[-1])
+        fall = f", the largest {np.median(falls):.3g}× the smallest kept" if falls else ""
+        parts.append(f"{arm} {int(np.median(counts))} directions{fall}")
+    what = "ΔW" if column == "delta_sv" else "U"
+    return (
+        f"After the last task, {what} uses (medians over layers of each layer's count and "
+        "ratio) " + "; ".join(parts) + ". "
+        f"CURLoRA's and LoRA's updates have rank at most r = {rank}: a count below {rank} means "
+        "training used fewer directions than the adapter allows."
+    )
+
+
+def change_by_layer(layers: pd.DataFrame, value: str) -> str:
+    """Which arm changes the layers most after the last task, and how much more than the least."""
+    last = layers[layers["stage"] == layers["stage"].max()]
+    per_arm = last.groupby("arm", sort=False)[value].median().sort_values()
+    if len(per_arm) < 2:
+        return ""
+    most, least = per_arm.index[-1], per_arm.index[0]
+    name = {"delta_rel": "‖ΔW‖/‖W‖", "output_shift": "the output shift"}.get(value, value)
+    return (
+        f"Median over layers after the last task, {name} is largest for {most} "
+        f"({per_arm[most]:.3g}) and smallest for {least} ({per_arm[least]:.3g}, "
+        f"{per_arm[most] / per_arm[least]:.3g}× less); in order: "
+        + ", ".join(f"{a} {v:.3g}" for a, v in per_arm.items())
+        + "."
+    )
+
+
+def sampling_frontiers(study, arms: list[str]) -> str:
+    """Each sampling arm's learning range across its rates, and the range all of them reach
+    (where they can be compared for the same learning)."""
+    ranges = {}
+    for arm in arms:
+        gains = [
+            np.mean(list(study.per_seed(arm, lr, study.plasticity).values())) * 100
+            for lr in study.rates(arm)
+        ]
+        ranges[arm] = (min(gains), max(gains))
+    low = max(lo for lo, _ in ranges.values())
+    high = min(hi for _, hi in ranges.values())
+    shared = (
+        f"All of them reach gains between {low:+.1f} and {high:+.1f} points: only there are they "
+        "compared for the same learning."
+        if high > low
+        else "No gain is reached by all of them, so no two can be compared for the same learning "
+        "over the whole set; pairs may still overlap."
+    )
+    return (
+        "Across their rates, the validation gain over head-only spans "
+        + "; ".join(f"{a} {lo:+.1f} to {hi:+.1f} points" for a, (lo, hi) in ranges.items())
+        + f". {shared}"
+    )
+
+
+def matched_vs_same_rate(table: pd.DataFrame) -> str:
+    """Each pair's difference at one shared rate beside its difference at matched plasticity
+    (``table``: ``tables.ablation_table``)."""
+
+    def interval(row, prefix: str) -> str:
+        mean, lo, hi = row[f"{prefix}_mean"], row[f"{prefix}_lo"], row[f"{prefix}_hi"]
+        if not np.isfinite(mean):
+            return "not defined"
+        bounds = f" [{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else ""
+        return f"{mean:+.1f}{bounds}"
+
+    lines = []
+    for _, row in table.iterrows():
+        rate = f"at rate {row['rate']:g}" if np.isfinite(row["rate"]) else "at no shared rate"
+        matched = interval(row, "matched")
+        why = f" ({row['unmatched']})" if matched == "not defined" and row["unmatched"] else ""
+        lines.append(
+            f"- {row['label']}: {rate} {interval(row, 'same')}; at matched plasticity "
+            f"{matched}{why}."
+        )
+    unit = table["unit"].iloc[0] if len(table) else ""
+    return (
+        f"In {unit}, 95% intervals over {int(table['n'].max()) if len(table) else 0} seeds "
+        "(negative: eq. 4 changed perplexity less):\n\n" + "\n".join(lines)
     )

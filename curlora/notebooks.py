@@ -150,7 +150,9 @@ def run_suite(
     rows, findings = _execute_notebooks(plans, out, figures, profile, reported, log)
     executed = [out / "notebooks" / p.name for p, _ in plans]
     title = f"curlora — {profile} profile"
-    site = render_site(executed, out / "site", title=title)
+    site = render_site(
+        executed, out / "site", title=title, findings=findings.page if findings else None
+    )
     report = write_markdown(
         executed,
         REPORT_DIR / profile if publish else out / "report",
@@ -293,6 +295,13 @@ def _findings(plans, profile: str):
             if values is not None:
                 _design, _runs, studies[role] = load_study(**values, executor="serial")
     title = f"# Findings ({profile} profile)\n\n"
+    if profile != README_PROFILE:
+        title += (
+            f"> **{profile} profile (small sample) — the {README_PROFILE} profile is the "
+            f"reference.** Where these readings differ from `report/{README_PROFILE}/FINDINGS.md`"
+            ", read those: this profile runs fewer seeds, examples and rates, to show the "
+            "analysis end to end in minutes.\n\n"
+        )
     if "main" not in studies:
         missing = f"Notebook {FINDINGS_NOTEBOOKS['main']} was not part of this run.\n"
         return Findings(title + missing, missing)

@@ -43,8 +43,9 @@ def title_of(notebook: Path) -> str:
     return Path(notebook).stem
 
 
-def render_site(executed: list[Path], dest: Path, title: str) -> Path:
-    """Write ``dest/index.html`` and one HTML page per executed notebook; returns ``dest``."""
+def render_site(executed: list[Path], dest: Path, title: str, findings: str | None = None) -> Path:
+    """Write ``dest/index.html`` (the decision box first when ``findings`` is given), the
+    findings page as ``findings.html``, and one HTML page per executed notebook; returns ``dest``."""
     from nbconvert import HTMLExporter
 
     dest = Path(dest)
@@ -59,16 +60,56 @@ def render_site(executed: list[Path], dest: Path, title: str) -> Path:
         body = offline(body)
         (dest / f"{path.stem}.html").write_text(body)
         links.append(f'<li><a href="{path.stem}.html">{html.escape(title_of(path))}</a></li>')
+    summary = ""
+    if findings is not None:
+        (dest / "findings.html").write_text(_page(title + " — findings", _markdown(findings)))
+        box = _markdown(opening_quotes(findings)).replace('href="#', 'href="findings.html#')
+        summary = (
+            f'{box}<p><a href="findings.html"><strong>The findings in one page</strong></a>: '
+            "each claim with its interval, robustness and reading at every plasticity level."
+            "</p><h2>The notebooks</h2>"
+        )
     (dest / "index.html").write_text(
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:3rem auto;"
-        "line-height:1.5;padding:0 1rem}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>The executed notebooks of this run, figures and "
-        "tables included. Every page opens from disk without a network.</p>"
-        f"<ol>{''.join(links)}</ol></body></html>\n"
+        _page(
+            title,
+            f"<h1>{html.escape(title)}</h1>{summary}<p>The executed notebooks of this run, "
+            "figures and tables included. Every page opens from disk without a network.</p>"
+            f"<ol>{''.join(links)}</ol>",
+        )
     )
     return dest
+
+
+def opening_quotes(page: str) -> str:
+    """The block quotes a Markdown page opens with, after its title (the findings page's
+    small-sample flag and decision box)."""
+    blocks = page.split("\n\n")
+    quoted = []
+    for block in blocks[1:] if blocks and blocks[0].startswith("# ") else blocks:
+        if not block.startswith(">"):
+            break
+        quoted.append(block)
+    return "\n\n".join(quoted)
+
+
+def _markdown(text: str) -> str:
+    """GitHub-flavoured Markdown (tables, raw HTML anchors) as HTML."""
+    import mistune
+
+    return mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])(text)
+
+
+def _page(title: str, body: str) -> str:
+    """A self-contained HTML page (no scripts, no remote styles)."""
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:52rem;margin:3rem auto;"
+        "line-height:1.5;padding:0 1rem}blockquote{border-left:4px solid #4c72b0;margin:1rem 0;"
+        "padding:.2rem 1rem;background:#f4f6fb}table{border-collapse:collapse;font-size:.9rem}"
+        "td,th{border:1px solid #ccc;padding:.2rem .4rem}</style></head><body>"
+        f"{body}</body></html>\n"
+    )
 
 
 def write_markdown(

@@ -35,6 +35,8 @@ def test_notebook_hygiene(path):
         "strip outputs"
     )
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    ids = [c.get("id") for c in nb["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id (nbformat 4.5)"
     params = declared_parameters(path)  # exactly one tagged cell, all `name: type = value`
     assert {"figures_dir", "interactive"} <= set(params) and params["interactive"][1] is True
     for name, (annotation, default) in params.items():
@@ -44,6 +46,14 @@ def test_notebook_hygiene(path):
     ).startswith("# ")
     text = json.dumps(nb["cells"])
     assert "$" not in text.replace("\\\\$", ""), "no TeX: the offline report renders no math"
+    # A teaching notebook states what it teaches, ends with exercises whose answers are
+    # asserted when it runs, and prompts the reader to try its explorer.
+    sources = ["".join(c["source"]) for c in nb["cells"]]
+    assert "**Learning objectives.**" in sources[0]
+    exercises = next(i for i, s in enumerate(sources) if s.startswith("## Exercises"))
+    answers = nb["cells"][exercises + 1]
+    assert answers["cell_type"] == "code" and "assert " in "".join(answers["source"])
+    assert any(s.startswith("## Explore") and "Try this" in s for s in sources)
 
 
 def test_parameter_validation_errors():
@@ -141,11 +151,14 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     )
     assert "(FINDINGS.md)" in (done["report"] / "README.md").read_text()
     assert [r["notebook"][:2] for r in done["rows"]] == ["00", "01", "02", "03", "04", "05"]
-    # The page opens with the decision box, and the reports carry no progress bars.
-    assert page.split("\n\n", 1)[1].startswith("> **Decision box**")
+    # The page opens with the small-sample flag, then the decision box; no progress bars.
+    _title, flag, body = page.split("\n\n", 2)
+    assert flag.startswith("> **smoke profile (small sample) — the evidence profile is the ref")
+    assert body.startswith("> **Decision box**")
     assert "SHA-256" in page and "## Robustness" in page and "## The claims" in page
     for report in done["report"].glob("*.md"):
-        assert "it/s]" not in report.read_text(), report.name
+        text = report.read_text()
+        assert "it/s]" not in text and "Loading weights" not in text, report.name
     # Before any run: the machine's rates and precision, then the work with its estimate here.
     assert lines[0].startswith("machine:") and "GFLOP/s; precision" in lines[0]
     assert re.fullmatch(r"experiments: \d+ runs \(\d+ to compute, about \d+ s here\)", lines[1])
@@ -156,6 +169,9 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     assert done["figures"] == figures and _hashes(runner.FIGURES_DIR) == committed
     pngs = sorted(figures.glob("*.png"))
     assert {p.name[:2] for p in pngs} == {"00", "01", "02", "03", "04", "05"} and len(pngs) == 20
+    # Every figure the notebooks saved passed the figure lint (plots.save warns otherwise).
+    for path in (tmp_path / "run" / "notebooks").glob("*.ipynb"):
+        assert "FigureDefect" not in path.read_text(), path.name
     executed = json.loads(
         (tmp_path / "run" / "notebooks" / "04_forgetting_curves.ipynb").read_text()
     )
@@ -170,8 +186,16 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
         "03_parameter_counts.html",
         "04_forgetting_curves.html",
         "05_sampling_ablation.html",
+        "findings.html",
         "index.html",
     ]
+    # The site opens with the decision box, its links into the findings page.
+    index = (site / "index.html").read_text()
+    assert index.index("Decision box") < index.index("01_cur_sampling.html")
+    assert (
+        'href="findings.html#claim-' in index
+        and 'id="claim-' in (site / "findings.html").read_text()
+    )
     for page in site.glob("*.html"):
         html = page.read_text()
         assert not re.search(r"<script[^>]*src=\"https?://", html) and "cdnjs" not in html
