@@ -17,6 +17,9 @@ from torch import nn
 from curlora.methods import REGISTRY, adapter_methods
 from curlora.targets import check_rank, fused_split, resolve_targets, weight_matrix
 
+#: The count of every parameter of the model (the paper's "full model", §4.5), beside the methods.
+WHOLE_MODEL = "model"
+
 
 def trainable_parameters(model: nn.Module) -> dict[str, int]:
     """Counts of trainable adapter parameters, other trainable (head) parameters, and frozen ones."""
@@ -87,17 +90,19 @@ def count_parameters(
     target_modules: list[str] | str | None = None,
     split_fused: bool = False,
 ) -> int:
-    """Trainable parameters of ``method`` ('full', 'lora', 'curlora', 'svd') for a config, no weights.
+    """Trainable parameters of ``method`` (a registered adapter method such as 'curlora', 'lora'
+    or 'full', or 'model': every parameter of the model) for a config, no weights.
 
     ``config`` may also be a model (real or meta). Heads are not included, as in the paper's
     §4.5 counts.
     """
     model = config if isinstance(config, nn.Module) else meta_model(config)
-    if method == "full":
+    if method == WHOLE_MODEL:
         return sum(p.numel() for p in model.parameters())
     if method not in adapter_methods():
         raise ValueError(
-            f"Unknown method {method!r}; choose full or one of {', '.join(adapter_methods())}."
+            f"Unknown method {method!r}; choose {WHOLE_MODEL} (every parameter) or one of "
+            f"{', '.join(adapter_methods())}."
         )
     entry = REGISTRY[method]
     total = 0
@@ -112,13 +117,13 @@ def count_parameters(
 def parameter_table(
     configs: list[str],
     ranks: list[int],
-    methods: tuple[str, ...] = ("full", "lora", "curlora", "svd"),
+    methods: tuple[str, ...] = (WHOLE_MODEL, "lora", "curlora", "svd"),
 ) -> list[dict]:
     """Trainable parameters per shipped config, method and rank (Q/K/V preset, heads excluded)."""
     rows = []
     for config in configs:
         model = meta_model(config)  # built once per config, counted many times
-        full = count_parameters(model, "full")
+        whole = count_parameters(model, WHOLE_MODEL)
         for rank in ranks:
             for method in methods:
                 n = count_parameters(model, method, rank)
@@ -128,7 +133,7 @@ def parameter_table(
                         "rank": rank,
                         "method": method,
                         "trainable": n,
-                        "share_of_full": n / full,
+                        "share_of_model": n / whole,
                     }
                 )
     return rows

@@ -14,13 +14,22 @@ from dataclasses import dataclass
 import torch
 from peft import LoraConfig, OSFConfig, PeftConfig
 from peft.tuners.lora import LoraLayer
+from peft.tuners.lora.config import CordaConfig
+from peft.tuners.lora.corda import preprocess_corda
 from peft.tuners.osf import OSFLayer
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from curlora.svd_init import INITIAL, init_band, record_initial
 from curlora.targets import base_layer, weight_matrix
-from curlora.tuners import CURLoRAConfig, CURLoRALayer, SVDPeerConfig, SVDPeerLayer
+from curlora.tuners import (
+    CURLoRAConfig,
+    CURLoRALayer,
+    FullConfig,
+    FullLayer,
+    SVDPeerConfig,
+    SVDPeerLayer,
+)
 
 #: ΔW of one adapted layer as (left, core, right) per output block: ΔW_b = left · core · right.
 Factors = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -37,6 +46,9 @@ class AdapterSettings:
     sampling: str
     seed: int
     split_fused: bool
+    #: Token ids (batch × length) of text that shows what the model knows, for methods that
+    #: calibrate on it before injection (CorDA); None for the others.
+    calibration: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,9 @@ class Method:
     #: (layer, adapter) → whether a layer of ``layer``'s type is this method's (several methods
     #: share PEFT's LoRA layer); None: every layer of the type.
     recognises: Callable[[nn.Module, str], bool] | None = None
+    #: (model, config, settings) → None: what the method computes before PEFT injects it (CorDA's
+    #: covariance on ``settings.calibration``).
+    before_inject: Callable[[nn.Module, PeftConfig, AdapterSettings], None] | None = None
     #: (adapted model, settings) → None: what the method does after PEFT injected it (an init
     #: PEFT has no flag for, or recording where a residual init started).
     after_inject: Callable[[nn.Module, AdapterSettings], None] | None = None
@@ -93,6 +108,33 @@ def _pissa_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
     config = _lora_config(model, s)
     config.init_lora_weights = "pissa"  # PEFT's exact SVD: the matrices here are small
     return config
+
+
+def _corda_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
+    config = _lora_config(model, s)
+    # Knowledge-preserved mode: the adapter starts on the directions the calibration text uses
+    # least, and W keeps the rest (Yang et al. 2024, CorDA).
+    config.init_lora_weights = "corda"
+    config.corda_config = CordaConfig(corda_method="kpm")
+    return config
+
+
+def _corda_covariance(model: nn.Module, config: PeftConfig, s: AdapterSettings) -> None:
+    if s.calibration is None:
+        raise ValueError(
+            "CorDA collects each layer's input covariance on text that shows what the model knows "
+            "before it injects the adapter; pass calibration= token ids (batch × length), e.g. "
+            "held-in Wikipedia (curlora.data.offline.wiki_heldin_text), never the perplexity text."
+        )
+    ids = s.calibration.to(next(model.parameters()).device)
+
+    @torch.no_grad()
+    def run_model() -> None:
+        # PEFT's covariance hook reads one sequence at a time (it squeezes the batch dimension).
+        for row in ids:
+            model(input_ids=row[None])
+
+    preprocess_corda(model, config, run_model=run_model)
 
 
 def _osf_config(model: nn.Module, s: AdapterSettings) -> PeftConfig:
@@ -164,9 +206,17 @@ def _dora_factors(layer: nn.Module, name: str) -> Factors:
     A, B = layer.lora_A[name].weight, layer.lora_B[name].weight
     merged = W + layer.scaling[name] * (B @ A).to(W.dtype)
     magnitude = layer.lora_magnitude_vector[name].weight
-    delta = magnitude[:, None] * merged / merged.norm(dim=1, keepdim=True) - W
+    return _dense(magnitude[:, None] * merged / merged.norm(dim=1, keepdim=True) - W)
+
+
+def _dense(delta: torch.Tensor) -> Factors:
+    """A ΔW with no thin factors, as (ΔW, I, I)."""
     eye = torch.eye(delta.shape[1], dtype=delta.dtype, device=delta.device)
     return [(delta, eye, eye)]
+
+
+def _full_factors(layer: nn.Module, name: str) -> Factors:
+    return _dense(layer.delta_matrix(name))
 
 
 def _osf_factors(layer: nn.Module, name: str) -> Factors:
@@ -282,6 +332,22 @@ REGISTRY: dict[str, Method] = {
             base_weights="W − r singular directions from the middle of its spectrum",
         ),
         Method(
+            "corda",
+            "CorDA (knowledge-preserved)",
+            "#006d5b",
+            "peer",
+            config=_corda_config,
+            trainable=lambda out_f, in_f, r, k: r * (out_f + in_f),
+            layer=LoraLayer,
+            factors=_residual_factors,
+            splits_fused=False,
+            recognises=_is_lora("residual"),
+            before_inject=_corda_covariance,
+            after_inject=_record_initial,
+            base_weights="W − the r directions its calibration text uses least (the adapter "
+            "starts there)",
+        ),
+        Method(
             "osf",
             "OSF",
             "C9",
@@ -302,6 +368,21 @@ REGISTRY: dict[str, Method] = {
             trainable=lambda out_f, in_f, r, k: k * r * r,
             layer=SVDPeerLayer,
             factors=_factored_factors,
+        ),
+        Method(
+            "full",
+            "full fine-tuning",
+            "#222222",
+            "peer",
+            config=lambda model, s: FullConfig(
+                target_modules=s.targets if s.targets is not None else s.names
+            ),
+            # Every entry of the adapted matrix; rank plays no part.
+            trainable=lambda out_f, in_f, r, k: out_f * in_f,
+            layer=FullLayer,
+            factors=_full_factors,
+            splits_fused=False,
+            base_weights="kept (ΔW trains as W itself would)",
         ),
         Method("head-only", "head-only", "C7", "control"),
     )

@@ -148,16 +148,16 @@ def test_paper_parameter_counts():
     mistral = "mistralai/Mistral-7B-v0.3"
     assert count_parameters(mistral, "lora", 16) == 9_437_184
     assert count_parameters(mistral, "curlora", 16) == 24_576
-    assert count_parameters(mistral, "full") == 7_248_023_552
+    assert count_parameters(mistral, "model") == 7_248_023_552
     assert count_parameters("gpt2-large", "curlora", 16) == 36 * 256
     assert count_parameters("gpt2-large", "curlora", 16, split_fused=True) == 36 * 3 * 256
     assert count_parameters("gpt2-large", "lora", 8) == 36 * 8 * (1280 + 3840)
-    assert count_parameters("gpt2", "full") == 124_439_808
+    assert count_parameters("gpt2", "model") == 124_439_808
 
 
 def test_count_parameters_matches_a_real_model(tiny_llama):
     model, _ = tiny_llama
-    assert count_parameters(model.config, "full") == sum(p.numel() for p in model.parameters())
+    assert count_parameters(model.config, "model") == sum(p.numel() for p in model.parameters())
     assert count_parameters(model.config.to_dict(), "lora", 4) == 2 * 4 * (
         (64 + 64) + 2 * (64 + 32)
     )

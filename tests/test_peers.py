@@ -1,5 +1,6 @@
 """The knowledge-preserving peers PEFT ships or builds on: DoRA, PiSSA, MiLoRA-style and middle
-singular bands, OSF — each checked against PEFT and against what it promises."""
+singular bands, CorDA's knowledge-preserved mode, OSF — and full fine-tuning of the adapted matrices, the upper anchor — each
+checked against PEFT and against what it promises."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from curlora.models import load_model
 from curlora.svd_init import band_start
 from curlora.targets import weight_matrix
 
-PEERS = ("dora", "pissa", "milora", "middle", "osf")
-RESIDUAL = ("pissa", "milora", "middle")
+PEERS = ("dora", "pissa", "milora", "middle", "corda", "osf", "full")
+RESIDUAL = ("pissa", "milora", "middle", "corda")
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +37,15 @@ def _logits(model, ids):
 IDS = torch.tensor([[5, 17, 42, 9, 77, 3, 120, 8]])
 
 
+def _extra(method: str) -> dict:
+    """What a method needs beyond the common settings: CorDA's calibration text (token ids)."""
+    if method != "corda":
+        return {}
+    return {
+        "calibration": torch.randint(0, 200, (8, 32), generator=torch.Generator().manual_seed(0))
+    }
+
+
 def _train_a_little(model, seed=1):
     """Move every trainable tensor as a training step would (the same move for every copy)."""
     g = torch.Generator().manual_seed(seed)
@@ -49,7 +59,7 @@ def _train_a_little(model, seed=1):
 def test_trainable_parameters_equal_peft_count(method):
     model, _ = _base()
     counted = count_parameters(model, method, rank=4)
-    wrapped = peft_model(model, method, rank=4)
+    wrapped = peft_model(model, method, rank=4, **_extra(method))
     assert wrapped.get_nb_trainable_parameters()[0] == counted
     assert counted == sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
 
@@ -59,7 +69,7 @@ def test_output_at_initialisation_is_the_base_models(method):
     base, _ = _base()
     expected = _logits(base, IDS)
     model, _ = _base()
-    apply_adapter(model, method, rank=4)
+    apply_adapter(model, method, rank=4, **_extra(method))
     assert torch.allclose(_logits(model, IDS), expected, atol=1e-4)
     for _, layer in analysis.adapter_layers(model):
         assert method_of_layer(layer).name == method
@@ -75,7 +85,7 @@ def test_delta_weight_is_what_the_layer_adds_to_the_original_weight(method):
         for n, m in model.named_modules()
         if n.endswith(("q_proj", "k_proj", "v_proj"))
     }
-    apply_adapter(model, method, rank=4)
+    apply_adapter(model, method, rank=4, **_extra(method))
     _train_a_little(model)
     x = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))
     for name, layer in analysis.adapter_layers(model):
@@ -116,7 +126,7 @@ def test_the_principal_band_is_pissa():
         band_start("edge", 4, 64)
 
 
-@pytest.mark.parametrize("method", ["dora", "osf"])
+@pytest.mark.parametrize("method", ["dora", "osf", "full"])
 def test_save_and_load_give_identical_outputs(method, tmp_path):
     model, _ = _base()
     wrapped = peft_model(model, method, rank=4)
@@ -132,7 +142,7 @@ def test_residual_inits_save_as_plain_lora_on_the_original_model(method, tmp_pat
     # PEFT's conversion for PiSSA-like inits: save the initial adapter, then save the trained
     # one as a rank-2r LoRA that loads on the unmodified base model.
     model, _ = _base()
-    wrapped = peft_model(model, method, rank=4)
+    wrapped = peft_model(model, method, rank=4, **_extra(method))
     wrapped.peft_config["default"].init_lora_weights = True
     wrapped.save_pretrained(tmp_path / "initial")
     _train_a_little(wrapped)
@@ -161,6 +171,9 @@ def test_every_peer_says_how_it_changes_the_base_weights():
     # A config alone (as get_peft_model takes it) carries PiSSA's init but not the bands'.
     model, _ = _base()
     assert adapter_config(model, "pissa", rank=4).init_lora_weights == "pissa"
+    # CorDA reads what the model knows from calibration text, and says so when it has none.
+    with pytest.raises(ValueError, match="calibration= token ids"):
+        apply_adapter(model, "corda", rank=4)
 
 
 def test_an_untagged_dora_layer_is_read_as_dora():
@@ -168,3 +181,22 @@ def test_an_untagged_dora_layer_is_read_as_dora():
     wrapped = get_peft_model(model, adapter_config(model, "dora", rank=2))
     layer = next(m for m in wrapped.modules() if isinstance(m, LoraLayer))
     assert method_of_layer(layer).name == "dora"
+
+
+def test_full_fine_tuning_trains_every_entry_and_merges_into_w():
+    base, _ = _base()
+    qkv = [
+        weight_matrix(m).numel()
+        for n, m in base.named_modules()
+        if n.endswith(("q_proj", "k_proj", "v_proj"))
+    ]
+    # Every entry of each adapted matrix trains, and nothing else.
+    assert count_parameters(base, "full") == sum(qkv)
+    model, _ = _base()
+    wrapped = peft_model(model, "full")
+    q = model.model.layers[0].self_attn.q_proj
+    assert q.full_delta["default"].shape == weight_matrix(q).shape
+    _train_a_little(wrapped)
+    expected = _logits(wrapped, IDS)
+    merged = wrapped.merge_and_unload()
+    assert torch.allclose(_logits(merged, IDS), expected, atol=1e-5)

@@ -123,6 +123,13 @@ def tweets_frame() -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def wiki_heldin_text() -> str:
+    """Articles not reserved for perplexity, one summary a paragraph: text a method may look at
+    to learn what the model knows (CorDA's covariance) without touching the perplexity windows."""
+    df = wiki_articles()
+    return "\n\n".join(df.loc[~df["heldout"], "extract"].str.strip())
+
+
 def wiki_heldout_text() -> str:
     """The perplexity corpus: held-out articles' full summaries, one paragraph each."""
     df = wiki_articles()

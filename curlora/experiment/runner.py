@@ -28,6 +28,7 @@ from torch import nn
 from curlora.analysis import layer_stats, output_shift
 from curlora.counting import trainable_parameters
 from curlora.data import load_corpus, load_task
+from curlora.data.offline import wiki_heldin_text
 from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
 from curlora.experiment.evaluate import probabilities, scores
@@ -40,12 +41,29 @@ from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
 from curlora.experiment.train import train_task
 from curlora.inject import adapter_layers, apply_adapter
+from curlora.methods import method
 from curlora.models import load_model
 from curlora.perplexity import corpus_ids, from_nll, perplexity_windows, sample_windows
 
 #: Held-out text for the per-layer output shift: this many tokens from each of the first
 #: perplexity windows (so it samples the corpus the same way).
 SHIFT_WINDOWS, SHIFT_TOKENS = 4, 64
+#: Calibration text for methods that read what the model knows before injection (CorDA's input
+#: covariance): rows × tokens of held-in Wikipedia. 16,384 tokens are 28 per input feature of
+#: SmolLM2's 576 (a full-rank covariance); PEFT's CorDA guidance is about 64 per feature, which
+#: would cost a forward pass over four times the text.
+CALIBRATION_ROWS, CALIBRATION_LENGTH = 64, 256
+
+
+def calibration_ids(tokenizer) -> torch.Tensor:
+    """Token ids (rows × length) of held-in Wikipedia, never the perplexity corpus."""
+    ids = corpus_ids(tokenizer, wiki_heldin_text())
+    needed = CALIBRATION_ROWS * CALIBRATION_LENGTH
+    if len(ids) < needed:
+        raise ValueError(
+            f"The held-in Wikipedia text has {len(ids):,} tokens; calibration needs {needed:,}."
+        )
+    return ids[:needed].view(CALIBRATION_ROWS, CALIBRATION_LENGTH)
 
 
 def run(
@@ -101,6 +119,9 @@ class _Run:
                 spec.sampling,
                 seed=spec.seed,
                 split_fused=spec.split_fused,
+                calibration=calibration_ids(self.tok)
+                if method(spec.method).before_inject is not None
+                else None,
             )
             self.lm.to(self.accelerator.device)
             low = DTYPES[spec.autocast] if spec.autocast else None

@@ -1,9 +1,11 @@
-"""The PEFT tuners of CURLoRA and the SVD peer: which modules get a layer, and how it is put there."""
+"""The PEFT tuners of CURLoRA and the SVD peer (and full fine-tuning, ``curlora.tuners.full``):
+which modules get a layer, and how it is put there."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from peft.config import PeftConfig
 from peft.tuners.tuners_utils import BaseTuner
 from torch import nn
 
@@ -14,17 +16,17 @@ from curlora.targets import (
     default_targets,
     resolve_targets,
 )
-from curlora.tuners.config import FactoredConfig
-from curlora.tuners.layer import CURLoRALayer, FactoredLayer, SVDPeerLayer
+from curlora.tuners.layer import CURLoRALayer, SVDPeerLayer
 
 
 class FactoredModel(BaseTuner):
-    """Injects a ``FactoredLayer`` into each targeted Linear/Conv1D module of a model."""
+    """Injects the tuner's layer (``tuner_layer_cls``: a ``FactoredLayer``, or full
+    fine-tuning's dense layer) into each targeted Linear/Conv1D module of a model."""
 
-    tuner_layer_cls: ClassVar[type[FactoredLayer]]
+    tuner_layer_cls: ClassVar[type[nn.Module]]
     target_module_mapping = ATTENTION_PRESETS
 
-    def _prepare_adapter_config(self, peft_config: FactoredConfig, model_config: dict):
+    def _prepare_adapter_config(self, peft_config: PeftConfig, model_config: dict):
         if peft_config.target_modules is None:
             peft_config.target_modules = default_targets(self.model)
         # Resolve once up front for errors that name the modules a user could pick instead;
@@ -36,7 +38,7 @@ class FactoredModel(BaseTuner):
 
     def _create_and_replace(
         self,
-        peft_config: FactoredConfig,
+        peft_config: PeftConfig,
         adapter_name: str,
         target: nn.Module,
         target_name: str,
