@@ -3,6 +3,7 @@ figure of the right size, the pooled-replicates label, and saving with identical
 
 from __future__ import annotations
 
+import math
 import textwrap
 import warnings
 from pathlib import Path
@@ -70,9 +71,20 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
 
 
 def pooled(study: Study) -> str:
-    """'n = 3 seeds × 6 task orders': what a figure pools."""
-    n, k = len(study.seeds), len(study.orders)
-    return f"n = {n} seed{'s' * (n != 1)}" + (f" × {k} task orders" if k > 1 else "")
+    """'n = 3 seeds × 2 task orders (A → B → C and its reverse)': what a figure pools, its task
+    orders named."""
+    n, orders = len(study.seeds), study.orders
+    seeds = f"n = {n} seed{'s' * (n != 1)}"
+    if len(orders) == 1:
+        return f"{seeds}, {order_label(orders[0])}"
+    first = orders[0]
+    if len(orders) == 2 and orders[1] == tuple(reversed(first)):
+        named = f"{' → '.join(first)} and its reverse"
+    elif len(orders) == math.factorial(len(first)):
+        named = f"every order of {', '.join(sorted(first))}"
+    else:
+        named = "; ".join(" → ".join(o) for o in orders)
+    return f"{seeds} × {len(orders)} task orders ({named})"
 
 
 def order_label(order: tuple[str, ...] | list[str]) -> str:

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from peft.config import PeftConfig
-from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
-from transformers.pytorch_utils import Conv1D
 
 from curlora.cur import check_weight
 from curlora.targets import weight_matrix
+from curlora.tuners.layer import DeltaLayer
 from curlora.tuners.model import FactoredModel
 
 
@@ -50,7 +50,7 @@ class FullConfig(PeftConfig):
             self.target_modules = sorted(self.target_modules)
 
 
-class FullLayer(nn.Module, BaseTunerLayer):
+class FullLayer(DeltaLayer):
     """``base(x) + x ΔWᵀ`` for each active adapter; ΔW (out × in, from zero) is what trains."""
 
     adapter_layer_names = ("full_delta",)
@@ -90,44 +90,12 @@ class FullLayer(nn.Module, BaseTunerLayer):
         """ΔW of one adapter as an out × in matrix."""
         return self.full_delta[adapter_name]
 
-    def get_delta_weight(self, adapter_name: str) -> torch.Tensor:
-        """ΔW in the base weight's own layout (PEFT's convention: in × out for Conv1D)."""
-        delta = self.delta_matrix(adapter_name)
-        return delta.T if isinstance(self.base_layer, Conv1D) else delta
+    def holds(self, adapter_name: str) -> bool:
+        return adapter_name in self.full_delta
 
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if self.disable_adapters:
-            if self.merged:
-                self.unmerge()
-            return self.base_layer(x, *args, **kwargs)
-        out = self.base_layer(x, *args, **kwargs)
-        if self.merged:
-            return out
-        for name in self.active_adapters:
-            if name in self.full_delta:
-                delta = self.full_delta[name]
-                out = out + F.linear(self._cast_input_dtype(x, delta.dtype), delta).to(out.dtype)
-        return out
-
-    @torch.no_grad()
-    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        """Add the active (or named) adapters' ΔW into the base weight."""
-        W = weight_matrix(self.base_layer)
-        for name in check_adapters_to_merge(self, adapter_names):
-            if name not in self.full_delta:
-                continue
-            delta = self.delta_matrix(name).to(W.dtype)
-            if safe_merge and not torch.isfinite(W + delta).all():
-                raise ValueError(f"Merging adapter {name!r} gives NaN/Inf weights; it is broken.")
-            W += delta
-            self.merged_adapters.append(name)
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        """Subtract every merged ΔW again (the base weight up to floating-point rounding)."""
-        W = weight_matrix(self.base_layer)
-        while self.merged_adapters:
-            W -= self.delta_matrix(self.merged_adapters.pop()).to(W.dtype)
+    def _add_update(self, out: torch.Tensor, x: torch.Tensor, adapter_name: str) -> torch.Tensor:
+        delta = self.full_delta[adapter_name]
+        return out + F.linear(self._cast_input_dtype(x, delta.dtype), delta).to(out.dtype)
 
 
 class FullModel(FactoredModel):

@@ -1,8 +1,9 @@
 """Adapter layers: a frozen base layer plus alpha·C·U·R per named adapter, with frozen C, R and a
 trainable r×r U (PEFT's ``BaseTunerLayer`` contract: several adapters, merge/unmerge, disable).
 
-One base class does the math (factored forward, delta weight, merge/unmerge) and the checks a
-saved adapter must pass to load; two subclasses choose the frozen factors. ``CURLoRALayer`` takes
+``DeltaLayer`` holds what every adapter layer here shares (forward, merge/unmerge, PEFT's delta
+weight), whatever holds ΔW. ``FactoredLayer`` does the factored math and the checks a saved
+adapter must pass to load; two subclasses choose the frozen factors. ``CURLoRALayer`` takes
 actual columns and rows of the weight (Fawi 2024) and saves only their indices: C and R are
 rebuilt from the base weights. ``SVDPeerLayer`` takes truncated-SVD factors (LoRA-XS, Bałazy et
 al. 2024) and saves the factors themselves, because singular vectors can change sign between
@@ -81,7 +82,63 @@ def _other_names(prefix: str, parts: tuple[str, ...]) -> tuple[str, ...]:
     return (*(f"{prefix}{p}" for p in parts), "r", "alpha", "split")
 
 
-class FactoredLayer(nn.Module, BaseTunerLayer):
+class DeltaLayer(nn.Module, BaseTunerLayer):
+    """A frozen base layer plus a ΔW per named adapter: the forward pass, merge, unmerge and PEFT's
+    delta weight, whatever holds ΔW (thin factors here, a dense matrix in ``curlora.tuners.full``).
+    """
+
+    def holds(self, adapter_name: str) -> bool:
+        """Whether this layer carries the adapter ``adapter_name``."""
+        raise NotImplementedError
+
+    def delta_matrix(self, adapter_name: str) -> torch.Tensor:
+        """The update of one adapter as an out × in matrix."""
+        raise NotImplementedError
+
+    def _add_update(self, out: torch.Tensor, x: torch.Tensor, adapter_name: str) -> torch.Tensor:
+        """``out`` plus x·ΔWᵀ of one adapter."""
+        raise NotImplementedError
+
+    def get_delta_weight(self, adapter_name: str) -> torch.Tensor:
+        """The update in the base weight's own layout (PEFT's convention: in × out for Conv1D)."""
+        delta = self.delta_matrix(adapter_name)
+        return delta.T if isinstance(self.base_layer, Conv1D) else delta
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.disable_adapters:
+            if self.merged:
+                self.unmerge()
+            return self.base_layer(x, *args, **kwargs)
+        out = self.base_layer(x, *args, **kwargs)
+        if self.merged:
+            return out
+        for name in self.active_adapters:
+            if self.holds(name):
+                out = self._add_update(out, x, name)
+        return out
+
+    @torch.no_grad()
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        """Add the active (or named) adapters' updates into the base weight."""
+        W = weight_matrix(self.base_layer)
+        for name in check_adapters_to_merge(self, adapter_names):
+            if not self.holds(name):
+                continue
+            delta = self.delta_matrix(name).to(W.dtype)
+            if safe_merge and not torch.isfinite(W + delta).all():
+                raise ValueError(f"Merging adapter {name!r} gives NaN/Inf weights; it is broken.")
+            W += delta
+            self.merged_adapters.append(name)
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Subtract every merged update again (the base weight up to floating-point rounding)."""
+        W = weight_matrix(self.base_layer)
+        while self.merged_adapters:
+            W -= self.delta_matrix(self.merged_adapters.pop()).to(W.dtype)
+
+
+class FactoredLayer(DeltaLayer):
     """``base(x) + alpha · x (C U R)ᵀ`` for each active adapter; U is the only trainable tensor.
 
     With ``split=k`` (fused Q/K/V) the output dimension is cut into k equal blocks, each with its
@@ -197,10 +254,8 @@ class FactoredLayer(nn.Module, BaseTunerLayer):
             return C @ U @ R
         return torch.einsum("kor,krs,ksi->koi", C, U, R).flatten(0, 1)
 
-    def get_delta_weight(self, adapter_name: str) -> torch.Tensor:
-        """The update in the base weight's own layout (PEFT's convention: in × out for Conv1D)."""
-        delta = self.delta_matrix(adapter_name)
-        return delta.T if isinstance(self.base_layer, Conv1D) else delta
+    def holds(self, adapter_name: str) -> bool:
+        return adapter_name in self.part("U")
 
     def _add_update(self, out: torch.Tensor, x: torch.Tensor, adapter_name: str) -> torch.Tensor:
         """``out`` plus alpha · x (C U R)ᵀ in factored form: never builds the out × in matrix."""
@@ -224,39 +279,6 @@ class FactoredLayer(nn.Module, BaseTunerLayer):
         h = torch.einsum("...i,kri->...kr", x, R)
         h = torch.einsum("...kr,ksr->...ks", h, U.to(R.dtype))
         return out + torch.einsum("...ks,kos->...ko", h, C).flatten(-2).to(out.dtype)
-
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if self.disable_adapters:
-            if self.merged:
-                self.unmerge()
-            return self.base_layer(x, *args, **kwargs)
-        out = self.base_layer(x, *args, **kwargs)
-        if self.merged:
-            return out
-        for name in self.active_adapters:
-            if name in self.part("U"):
-                out = self._add_update(out, x, name)
-        return out
-
-    @torch.no_grad()
-    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        """Add the active (or named) adapters' updates into the base weight."""
-        W = weight_matrix(self.base_layer)
-        for name in check_adapters_to_merge(self, adapter_names):
-            if name not in self.part("U"):
-                continue
-            delta = self.delta_matrix(name).to(W.dtype)
-            if safe_merge and not torch.isfinite(W + delta).all():
-                raise ValueError(f"Merging adapter {name!r} gives NaN/Inf weights; it is broken.")
-            W += delta
-            self.merged_adapters.append(name)
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        """Subtract every merged update again (the base weight up to floating-point rounding)."""
-        W = weight_matrix(self.base_layer)
-        while self.merged_adapters:
-            W -= self.delta_matrix(self.merged_adapters.pop()).to(W.dtype)
 
     # ------------------------------------------------------------------ loading a saved adapter
 
