@@ -43,6 +43,8 @@ class Cells:
     deviations: tuple[str, ...] = field(default=())
     #: The earlier tasks the forgetting outcome averages over (every task not trained last).
     forgetting_tasks: tuple[str, ...] = ()
+    #: How a reader names the plasticity axis, where it is not a gain over head-only.
+    x_label: str | None = None
 
     @property
     def arms(self) -> list[str]:

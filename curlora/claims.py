@@ -18,6 +18,7 @@ import numpy as np
 
 from curlora.bootstrap import Draws, Estimate, estimate, identity, seed_draws, window_draws
 from curlora.cells import Cells, cells_of
+from curlora.domain_study import DomainStudy
 from curlora.matching import (
     Means,
     common_range,
@@ -140,15 +141,20 @@ def _verdict(r: Reading, alpha: float) -> str:
     return "undecided"
 
 
+def study_cells(study: Study | DomainStudy, plan: AnalysisPlan) -> Cells:
+    """A study's per-seed arrays, of either protocol."""
+    return study.cells(plan) if isinstance(study, DomainStudy) else cells_of(study, plan)
+
+
 def read_claims(
-    studies: Sequence[Study],
+    studies: Sequence[Study | DomainStudy],
     plan: AnalysisPlan,
     replicates: int | None = None,
     cells: Sequence[Cells] | None = None,
 ) -> list[Reading]:
     """Every claim of the plan, each read from the first study that ran all its arms (the main
     study, the sampling ablation), Holm-adjusted across the family."""
-    cells = [cells_of(s, plan) for s in studies] if cells is None else cells
+    cells = [study_cells(s, plan) for s in studies] if cells is None else cells
     readings = []
     for claim in plan.claims:
         readings.append(estimate_claim(claim, home_cells(claim, cells), plan, replicates))
@@ -161,9 +167,9 @@ def read_claims(
     return out
 
 
-def deviations(studies: Sequence[Study], plan: AnalysisPlan) -> list[str]:
+def deviations(studies: Sequence[Study | DomainStudy], plan: AnalysisPlan) -> list[str]:
     """Where the runs forced the analysis away from the plan (each stated once)."""
-    return list(dict.fromkeys(d for s in studies for d in cells_of(s, plan).deviations))
+    return list(dict.fromkeys(d for s in studies for d in study_cells(s, plan).deviations))
 
 
 @dataclass(frozen=True)
@@ -178,14 +184,20 @@ class Robustness:
         return any(v != verdict for v in self.verdicts.get(key, ()))
 
 
-def _without(study: Study, seed: int | None = None, order: tuple | None = None) -> Study:
+def _without(
+    study: Study | DomainStudy, seed: int | None = None, order: tuple | None = None
+) -> Study | DomainStudy:
+    if isinstance(study, DomainStudy):
+        return study.without(seed, order)
     runs = [
         r for r in study.runs if r.spec.seed != seed and (order is None or r.spec.tasks != order)
     ]
     return Study(runs, study.base_rank)
 
 
-def robustness(studies: Sequence[Study], plan: AnalysisPlan, replicates: int = 500) -> Robustness:
+def robustness(
+    studies: Sequence[Study | DomainStudy], plan: AnalysisPlan, replicates: int = 500
+) -> Robustness:
     """Re-read every claim without each seed and without each task order (fewer replicates:
     what is asked is whether a label changes, not a new interval)."""
     seeds = sorted({s for st in studies for s in st.seeds})

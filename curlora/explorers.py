@@ -13,6 +13,7 @@ from IPython.display import display
 from torch import nn
 
 from curlora import cur, plots
+from curlora.domain_study import DomainStudy
 from curlora.outcomes import OUTCOMES, STABILITY
 from curlora.sampling import named_weights, selection_statistics
 from curlora.study import Study
@@ -196,5 +197,29 @@ def ablation_explorer(study: Study, reference: str = "curlora") -> object:
             + f"; n = {int(row['n'])} seeds."
         )
         _show(plots.frontiers(sub, [reference, other], (outcome,)))
+
+    return _box(controls, draw)
+
+
+def domain_explorer(study: DomainStudy) -> object:
+    """Pick the arms and the split learning is read on; the two-axis frontier is redrawn."""
+    import ipywidgets as widgets
+
+    controls = {
+        "arms": widgets.SelectMultiple(
+            options=study.arms, value=tuple(study.arms), description="arms", rows=4
+        ),
+        "split": widgets.ToggleButtons(
+            options=[("validation", "val"), ("evaluation", "eval")],
+            value="val",
+            description="learning on",
+        ),
+    }
+
+    def draw(arms: tuple, split: str) -> None:
+        if not arms:
+            print("Select at least one arm.")
+            return
+        _show(plots.domain_frontiers(study, list(arms), split))
 
     return _box(controls, draw)

@@ -475,7 +475,7 @@ def plan_line(plan: AnalysisPlan, cells: list[Cells]) -> str:
     """Which plan was read (its hash) and every deviation the runs forced."""
     deviations = list(dict.fromkeys(d for c in cells for d in c.deviations))
     text = (
-        "*Analysis plan* `curlora/resources/analysis_plan.toml` ("
+        f"*Analysis plan* `{plan.file}` ("
         + (
             f"registered {plan.registered}"
             if plan.status == "registered"
@@ -507,7 +507,7 @@ def claim_section(
     if levels:
         axis = {"nll": "NLL drop (nats)", "brier": "Brier drop", "accuracy": "accuracy gain (pts)"}
         scale = 100 if cells.axis == "accuracy" else 1
-        x = f"plasticity: {axis[cells.axis]} over head-only"
+        x = cells.x_label or f"plasticity: {axis[cells.axis]} over head-only"
         rows = [
             {
                 x: f"{level * scale:.3g}",

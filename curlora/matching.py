@@ -143,7 +143,7 @@ def complete_seeds(cells: Cells, arms: Sequence[str]) -> np.ndarray:
     keep = np.ones(len(cells.seeds), dtype=bool)
     for arm in arms:
         for lr in cells.rates[arm]:
-            keep &= np.isfinite(cells.x["accuracy"][(arm, lr)])
+            keep &= np.isfinite(cells.x[cells.axis][(arm, lr)])
             keep &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
     return keep
 
@@ -168,6 +168,7 @@ def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
         selection=cells.selection,
         deviations=cells.deviations,
         forgetting_tasks=cells.forgetting_tasks,
+        x_label=cells.x_label,
     )
 
 

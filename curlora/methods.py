@@ -124,7 +124,8 @@ def _corda_covariance(model: nn.Module, config: PeftConfig, s: AdapterSettings) 
         raise ValueError(
             "CorDA collects each layer's input covariance on text that shows what the model knows "
             "before it injects the adapter; pass calibration= token ids (batch × length), e.g. "
-            "held-in Wikipedia (curlora.data.offline.wiki_heldin_text), never the perplexity text."
+            "held-in Wikipedia (curlora.data.offline.wiki_calibration_text), never the perplexity "
+            "text."
         )
     ids = s.calibration.to(next(model.parameters()).device)
 

@@ -1,5 +1,5 @@
-"""The result sentences of the descriptive notebooks (01 CUR sampling, 02 U spectra, 05's figures),
-from their numbers: a notebook displays what these return and writes no result of its own."""
+"""The result sentences of the descriptive notebooks (01 CUR sampling, 02 U spectra, 05's figures,
+06's continued training), from their numbers: a notebook displays what these return and writes no result of its own."""
 
 from __future__ import annotations
 
@@ -164,3 +164,46 @@ def matched_vs_same_rate(table: pd.DataFrame) -> str:
         f"In {unit}, 95% intervals over {int(table['n'].max()) if len(table) else 0} seeds "
         "(negative: eq. 4 changed perplexity less):\n\n" + "\n".join(lines)
     )
+
+
+def _nats(mean: float, lo: float, hi: float) -> str:
+    text = f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else f"{mean:+.3f}"
+    return text.replace("-", "−")
+
+
+def continued_training(study) -> str:
+    """What the two-axis frontier shows: each arm at its operating rate, which learned most and
+    which forgot least, and where Wikipedia's NLL fell instead of rising."""
+    table = study.frontier_table()
+    chosen = table[table["operating"]].set_index("arm")
+    name = {a: Arm.parse(a).display for a in chosen.index}
+    each = [
+        f"{name[a]} (rate {row['lr']:g}) learned "
+        f"{_nats(row['learning_eval'], row['learning_eval_lo'], row['learning_eval_hi'])} "
+        "nats per token on the evaluation files, and its Wikipedia NLL moved "
+        f"{_nats(row['forgetting'], row['forgetting_lo'], row['forgetting_hi'])}"
+        for a, row in chosen.iterrows()
+    ]
+    text = (
+        "At the rates validation picks (means over "
+        f"{len(study.seeds)} seed(s), 95% intervals): " + "; ".join(each) + ". "
+    )
+    if len(chosen) > 1:
+        most, least = chosen["learning_eval"].idxmax(), chosen["forgetting"].idxmin()
+        who = (
+            f"{name[most]} both learned most and forgot least there"
+            if most == least
+            else f"{name[most]} learned most and {name[least]} forgot least there"
+        )
+        text += (
+            f"{who}; methods are compared for the same learning in the registered claims, not "
+            "at these rates. "
+        )
+    fell = table[table["forgetting_hi"] < 0]
+    if len(fell):
+        text += (
+            f"At {len(fell)} of {len(table)} arm-and-rate settings Wikipedia's NLL fell, its "
+            "whole interval below zero: continued training on the domain made the model better "
+            "at held-out Wikipedia too, so forgetting there is negative."
+        )
+    return text

@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curlora.experiment.profiles import PROFILES, STUDY_PARAMETERS
+from curlora.experiment.profiles import DOMAIN_PARAMETERS, PROFILES, STUDY_PARAMETERS
 from curlora.notebook_parameters import (
     absolute_references,
     declared_parameters,
@@ -89,6 +89,35 @@ def study_of(path: Path, params: dict[str, Any]) -> Design | None:
 
     values = study_parameters(path, params)
     return None if values is None else study_design(**values)
+
+
+def domain_parameters(path: Path, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The values of a notebook's continued-training parameters (protocol 2), from its full
+    parameters (None if it reads no such study)."""
+    declared = declared_parameters(path)
+    if not set(DOMAIN_PARAMETERS) <= set(declared):
+        return None
+    return {k: params.get(k, declared[k][1]) for k in DOMAIN_PARAMETERS}
+
+
+def domain_specs_of(path: Path, params: dict[str, Any]) -> list:
+    """The continued-training runs a notebook reads (none if it reads no such study)."""
+    from curlora.domain_study import domain_specs
+
+    values = domain_parameters(path, params)
+    return [] if values is None else domain_specs(**values)
+
+
+def check_domain_inputs(specs: list) -> None:
+    """Load every model config and domain the runs name, so bad input fails before training."""
+    from curlora.data.domains import load_domain
+    from curlora.models import check_model
+
+    for model in {s.model for s in specs}:
+        check_model(model)
+    for domain in {s.domain for s in specs}:
+        for split in ("train", "val", "eval"):
+            load_domain(domain).split_files(split)
 
 
 def check_inputs(designs: list) -> None:
@@ -177,6 +206,8 @@ def _plan(
     """Each chosen notebook with its checked parameters: the profile's, then the overrides."""
     plans = []
     for path in chosen:
+        if path.name[:2] in PROFILES[profile] and PROFILES[profile][path.name[:2]] is None:
+            continue  # not part of this profile (yet): see curlora.experiment.profiles
         params = dict(PROFILES[profile].get(path.name[:2], {}))
         params.update({k: v for k, v in overrides.items() if k in declared_parameters(path)})
         plans.append((path, validate(path, params)))
@@ -194,7 +225,10 @@ def _compute_experiments(plans, profile: str, executor: str, recompute: bool, lo
 
     designs = [d for d in (study_of(p, params) for p, params in plans) if d is not None]
     check_inputs(designs)
+    domain = [s for p, params in plans for s in domain_specs_of(p, params)]
+    check_domain_inputs(domain)
     specs = list({s.key(): s for d in designs for s in d.specs()}.values())
+    specs += list({s.key(): s for s in domain}.values())
     if not specs:
         return
     missing = _missing(specs)
@@ -284,7 +318,7 @@ def execute_notebook(
 
 def _findings(plans, profile: str):
     """The profile's ``Findings`` (page and README block), from the studies of its main and
-    ablation notebooks."""
+    ablation notebooks and, where one runs, notebook 06's continued-training study."""
     from curlora.experiment.loading import load_study
     from curlora.findings import Findings, findings
 
@@ -306,7 +340,21 @@ def _findings(plans, profile: str):
         missing = f"Notebook {FINDINGS_NOTEBOOKS['main']} was not part of this run.\n"
         return Findings(title + missing, missing)
     found = findings(studies["main"], studies.get("ablation"))
-    return Findings(title + found.page, found.readme)
+    page, readme = title + found.page, found.readme
+    for path, params in plans:
+        specs = domain_specs_of(path, params)
+        if specs:
+            from curlora.domain_findings import domain_section
+            from curlora.domain_study import DomainStudy
+            from curlora.experiment.sweep import run_many
+            from curlora.findings import PUBLISHED_PAGE
+
+            runs = run_many(specs, executor="serial", progress=False)
+            section, box = domain_section(
+                DomainStudy(runs, base_rank=specs[0].rank), page=PUBLISHED_PAGE
+            )
+            page, readme = f"{page}\n{section}", f"{readme}\n{box}"
+    return Findings(page, readme)
 
 
 def _to_compute(missing: list) -> str:
@@ -322,9 +370,9 @@ def _to_compute(missing: list) -> str:
 
 
 def _missing(specs) -> list:
-    from curlora.experiment import stages
+    from curlora.experiment.sweep import cached
 
-    return [s for s in specs if stages.read_results(stages.run_folder(s)) is None]
+    return [s for s in specs if cached(s) is None]
 
 
 def _kernel_manager(log: Path, sockets: Path):

@@ -20,7 +20,7 @@ else:  # pragma: no cover - Python 3.10
 
 KINDS = ("above", "within", "matched")
 AXES = ("nll", "brier", "accuracy")
-SELECTIONS = ("final_val_nll", "own_plasticity")
+SELECTIONS = ("final_val_nll", "own_plasticity", "domain_val_nll")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class AnalysisPlan:
     robustness: tuple[str, ...]
     claims: tuple[Claim, ...]
     sha256: str
+    #: Where the plan was read from, as a reader finds it (a shipped plan: its path in the repo).
+    file: str = "curlora/resources/analysis_plan.toml"
 
     def claim(self, key: str) -> Claim:
         """The claim named ``key``."""
@@ -71,14 +73,21 @@ class AnalysisPlan:
         raise KeyError(f"The plan has no claim {key!r}; it has {[c.key for c in self.claims]}.")
 
 
-def plan_path() -> Path:
-    """Where the registered plan ships with the package."""
-    return Path(str(resources.files("curlora") / "resources" / "analysis_plan.toml"))
+#: Each protocol's registered plan: the paper's task sequence, and continued training on a domain.
+PLANS = {"paper": "analysis_plan.toml", "domain": "analysis_plan_domain.toml"}
 
 
-def load_plan(path: str | Path | None = None) -> AnalysisPlan:
-    """The analysis plan at ``path`` (default: the registered one), checked field by field."""
-    path = plan_path() if path is None else Path(path)
+def plan_path(protocol: str = "paper") -> Path:
+    """Where a protocol's registered plan ships with the package."""
+    if protocol not in PLANS:
+        raise ValueError(f"Unknown protocol {protocol!r}; choose one of {', '.join(PLANS)}.")
+    return Path(str(resources.files("curlora") / "resources" / PLANS[protocol]))
+
+
+def load_plan(path: str | Path | None = None, protocol: str = "paper") -> AnalysisPlan:
+    """The analysis plan at ``path`` (default: ``protocol``'s registered one), checked field by
+    field."""
+    path = plan_path(protocol) if path is None else Path(path)
     raw = path.read_bytes()
     data = tomllib.loads(raw.decode())
     a = data["analysis"]
@@ -127,4 +136,5 @@ def load_plan(path: str | Path | None = None) -> AnalysisPlan:
         robustness=tuple(a["robustness"]),
         claims=claims,
         sha256=hashlib.sha256(raw).hexdigest(),
+        file=f"curlora/resources/{path.name}" if path.parent == plan_path().parent else str(path),
     )

@@ -12,25 +12,42 @@ def test_the_batches_are_the_plans_design(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
     plan = load_plan()
     assert plan.status == "registered"
-    found = confirmatory.batches(plan)
-    assert list(found) == ["paper-0-4", "paper-5-9", "reverse", "ablation"]
+    domain_plan = load_plan(protocol="domain")
+    assert domain_plan.status == "registered"
+    found = confirmatory.batches(plan, domain_plan)
+    assert list(found) == ["paper-0-4", "paper-5-9", "reverse", "ablation", "domain"]
     d = plan.design
     tasks = tuple(d["tasks"])
-    for name, design in found.items():
-        specs = design.specs()
+    for name, specs in found.items():
+        if name == "domain":
+            continue
         assert {s.train_size for s in specs} == {600} and {s.autocast for s in specs} == {None}
         orders = {s.tasks for s in specs}
         assert orders == ({tasks[::-1]} if name == "reverse" else {tasks})
         for spec in specs:
             arm = Arm.of_spec(spec, d["rank"]).name
             assert spec.lr in d["rates"][arm], (name, arm, spec.lr)
-    seeds = {name: sorted({s.seed for s in found[name].specs()}) for name in found}
+    seeds = {name: sorted({s.seed for s in found[name]}) for name in found}
     assert seeds["paper-0-4"] + seeds["paper-5-9"] == d["paper_order_seeds"]
     assert seeds["reverse"] == d["reverse_order_seeds"] == seeds["ablation"]
     # Nothing is computed yet in an empty results folder; listing costs nothing.
-    assert len(confirmatory.missing(found["reverse"])) == len(found["reverse"].specs())
+    assert len(confirmatory.missing(found["reverse"])) == len(found["reverse"])
     assert confirmatory.main([]) == 0
     assert "paper-0-4" in capsys.readouterr().out
+
+
+def test_the_domain_batch_is_protocol_2s_plan(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    plan = load_plan(protocol="domain")
+    d = plan.design
+    specs = confirmatory.batches(domain_plan=plan)["domain"]
+    assert len(specs) == sum(len(r) for r in d["rates"].values()) * len(d["seeds"])
+    for spec in specs:
+        assert spec.lr in d["rates"][Arm.of_spec(spec, d["rank"]).name]
+        assert all(getattr(spec, k) == v for k, v in d["run"].items())
+        assert (spec.model, spec.domain, spec.autocast) == (d["model"], d["domain"], None)
+    assert {s.seed for s in specs} == set(d["seeds"])
+    assert len(confirmatory.missing(specs)) == len(specs)
 
 
 def test_the_reverse_order_alone():

@@ -15,6 +15,7 @@ from curlora.experiment import preset, run
 from curlora.experiment.design import study_design
 from curlora.experiment.profiles import PROFILES
 from curlora.methods import REGISTRY, AdapterSettings, Method, method_of_layer
+from curlora.plan import load_plan
 from curlora.tuners import CURLoRAConfig
 
 
@@ -43,11 +44,15 @@ def test_arm_names_round_trip_and_read_as_before():
 
 
 def test_no_two_arms_of_a_published_study_share_a_colour():
-    for profile in ("evidence", "cpu"):
-        for params in PROFILES[profile].values():
-            arms = params.get("arms", [])
-            colors = [Arm.parse(a).color for a in arms]
-            assert len(set(colors)) == len(colors), (profile, arms, colors)
+    studies = [
+        (params or {}).get("arms", [])
+        for profile in ("evidence", "cpu")
+        for params in PROFILES[profile].values()
+    ]
+    studies.append(list(load_plan(protocol="domain").design["rates"]))
+    for arms in studies:
+        colors = [Arm.parse(a).color for a in arms]
+        assert len(set(colors)) == len(colors), (arms, colors)
 
 
 def test_every_shipped_method_and_rule_is_complete():

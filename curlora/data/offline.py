@@ -130,6 +130,27 @@ def wiki_heldin_text() -> str:
     return "\n\n".join(df.loc[~df["heldout"], "extract"].str.strip())
 
 
+#: Held-in text is read in two parts that never overlap: the first ``CALIBRATION_CHARS``
+#: characters are what a method may calibrate on (CorDA's 16,384 tokens are about 75,000
+#: characters with SmolLM2's tokenizer; any tokenizer averaging under 12 characters a token stays
+#: inside), the next ``VALIDATION_CHARS`` validate what the model knew (protocol 2's rate choice).
+CALIBRATION_CHARS, VALIDATION_CHARS = 200_000, 300_000
+
+
+def wiki_calibration_text() -> str:
+    """The part of held-in Wikipedia a method may calibrate on (whole paragraphs)."""
+    text = wiki_heldin_text()
+    return text[: text.rfind("\n\n", 0, CALIBRATION_CHARS)]
+
+
+def wiki_heldin_validation_text() -> str:
+    """Held-in Wikipedia no method calibrates on (whole paragraphs): it validates what the model
+    knew, and is never the perplexity corpus."""
+    text = wiki_heldin_text()
+    start = text.find("\n\n", CALIBRATION_CHARS) + 2
+    return text[start : text.rfind("\n\n", start, start + VALIDATION_CHARS)]
+
+
 def wiki_heldout_text() -> str:
     """The perplexity corpus: held-out articles' full summaries, one paragraph each."""
     df = wiki_articles()

@@ -3,6 +3,7 @@
     python -m curlora.experiment --preset cpu --method curlora --rank 16 --seed 0
     python -m curlora.experiment --preset cpu --methods curlora lora head-only --seeds 0 1 2 \\
         --tasks reviews.csv "tweets.jsonl?text=tweet&label=mood" --executor processes
+    python -m curlora.experiment --domain python-stdlib --methods curlora lora full --seeds 0 1
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import argparse
 import sys
 
 import numpy as np
+import pandas as pd
 
 from curlora.cur import SAMPLING_RULES
 from curlora.experiment.cost import check_precision
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.presets import PRESETS, preset
 from curlora.experiment.results import Results
 from curlora.experiment.runner import run
@@ -79,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-cache", action="store_true", help="ignore and do not write cached results"
     )
+    parser.add_argument(
+        "--domain",
+        help="continued training on a domain (protocol 2: python-stdlib or a folder of text "
+        "files) instead of the task sequence; --preset, --tasks and --sampling other than "
+        "eq. 4's are the task protocol's",
+    )
     args = parser.parse_args(argv)
+    if args.domain is not None:
+        return _domain(args)
     fixed = {"preset", "no_cache", "methods", "seeds", "executor"}
     try:
         spec = preset(
@@ -115,4 +126,28 @@ def _sweep(spec, args) -> int:
         c for c in table.columns if c.split("_")[0] in ("ACC", "BWT", "Forgetting", "ppl")
     ]
     print(table[cols].round(4).to_string(index=False))
+    return 0
+
+
+def _domain(args) -> int:
+    """Continued-training runs (methods × seeds) and a table of what each learned and forgot."""
+    if args.tasks:
+        print("error: --tasks belongs to the task protocol; drop it or --domain.", file=sys.stderr)
+        return 2
+    fields = {k: getattr(args, k) for k in ("model", "rank", "lr", "sampling")}
+    try:
+        base = DomainSpec(domain=args.domain, **{k: v for k, v in fields.items() if v})
+        specs = [
+            base.replace(method=m, seed=s)
+            for m in (args.methods or [args.method or base.method])
+            for s in (args.seeds or [args.seed or 0])
+        ]
+        check_precision(specs)
+        results = run_many(specs, executor=args.executor, cache=not args.no_cache)
+    except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    table = pd.DataFrame([{"run": r.spec.label(), **r.summary()} for r in results])
+    print(f"continued training on {args.domain} (nats per token; learning on held-out files):")
+    print(table.round(4).to_string(index=False))
     return 0

@@ -15,25 +15,32 @@ import argparse
 import os
 from pathlib import Path
 
+from curlora.domain_study import domain_design
 from curlora.experiment.cost import duration, estimate_seconds
-from curlora.experiment.design import Design, study_design
+from curlora.experiment.design import study_design
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.machine import describe_machine, machine_measurement
-from curlora.experiment.stages import read_results, run_folder
+from curlora.experiment.spec import ExperimentSpec
+from curlora.experiment.sweep import cached
 from curlora.plan import AnalysisPlan, load_plan
 
 #: Where the committed evidence lives (the confirmatory runs are keyed apart by their preset).
 EVIDENCE = Path(__file__).resolve().parents[2] / "results" / "evidence"
 
 
-def batches(plan: AnalysisPlan | None = None) -> dict[str, Design]:
-    """The plan's runs as batches, in the order they are computed."""
+def batches(
+    plan: AnalysisPlan | None = None, domain_plan: AnalysisPlan | None = None
+) -> dict[str, list[ExperimentSpec | DomainSpec]]:
+    """The plans' runs as batches, in the order they are computed: the paper protocol's, then
+    protocol 2's (continued training) once its plan is registered."""
     plan = load_plan() if plan is None else plan
+    domain_plan = load_plan(protocol="domain") if domain_plan is None else domain_plan
     d = plan.design
     rates = d["rates"]
     main = [a for a in d["main_arms"]]
     ablation = [a for a in d["ablation_arms"]]
 
-    def design(arms: list[str], seeds: list[int], orders: str) -> Design:
+    def design(arms: list[str], seeds: list[int], orders: str) -> list[ExperimentSpec]:
         return study_design(
             d["preset"],
             model=d["model"],
@@ -43,21 +50,24 @@ def batches(plan: AnalysisPlan | None = None) -> dict[str, Design]:
             lrs={a: rates[a] for a in arms},
             seeds=seeds,
             orders=orders,
-        )
+        ).specs()
 
     paper = d["paper_order_seeds"]
     half = len(paper) // 2
-    return {
+    found = {
         f"paper-{paper[0]}-{paper[half - 1]}": design(main, paper[:half], "paper"),
         f"paper-{paper[half]}-{paper[-1]}": design(main, paper[half:], "paper"),
         "reverse": design(main, d["reverse_order_seeds"], "reverse"),
         "ablation": design(ablation, d["ablation_seeds"], "paper"),
     }
+    if domain_plan.status == "registered":
+        found["domain"] = domain_design(domain_plan)
+    return found
 
 
-def missing(design: Design) -> list:
-    """The specs of ``design`` not yet in the results cache."""
-    return [s for s in design.specs() if read_results(run_folder(s)) is None]
+def missing(specs: list) -> list:
+    """The specs not yet in the results cache."""
+    return [s for s in specs if cached(s) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     print(describe_machine())
     rates = machine_measurement()["matmul_gflops"]
     found = batches()
-    for name, design in found.items():
-        todo = missing(design)
+    for name, specs in found.items():
+        todo = missing(specs)
         cost = estimate_seconds(todo, rates)
         print(
-            f"{name:<12} {len(design.specs()):>4} runs, {len(todo):>4} to compute"
+            f"{name:<12} {len(specs):>4} runs, {len(todo):>4} to compute"
             + (f", about {duration(cost)} here" if todo and cost else "")
         )
     if args.batch is None:
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown batch {args.batch!r}; choose one of {', '.join(found)}")
     from curlora.experiment.sweep import run_many
 
-    run_many(found[args.batch].specs(), desc=args.batch)
+    run_many(found[args.batch], desc=args.batch)
     return 0
 
 

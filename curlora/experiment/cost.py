@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.spec import ExperimentSpec
 
 #: Work as counted here ÷ (product rate × seconds) on whole runs, from the cpu suite's 19 runs
@@ -77,7 +78,27 @@ def run_flops(spec: ExperimentSpec, weights: tuple[int, int]) -> float:
     return train + 2 * body * L * evaluated + ppl
 
 
-def estimate_seconds(specs: Sequence[ExperimentSpec], rates: dict[str, float]) -> float | None:
+#: Continued training (protocol 2) runs every token through the LM head and a vocabulary-sized
+#: softmax, forward and back, which run far below the product rate: a step of 8 × 128 tokens took
+#: 12.5 s on an AMD EPYC measured at 74.2 GFLOP/s fp32 (two threads), 2.0× the 4 FLOPs per
+#: weight and token counted (benchmarks/NOTES.md, "Protocol 2 pilot").
+DOMAIN_TRAIN_SLOWDOWN = 2.0
+
+
+def domain_run_flops(spec: DomainSpec, weights: tuple[int, int]) -> float:
+    """The arithmetic of one continued-training run: training, and its four measurements after
+    (the untouched model's are shared by every run, so they are not counted)."""
+    body, head = weights
+    train = 4 * (body + head) * spec.training_tokens * DOMAIN_TRAIN_SLOWDOWN
+    measured = 2 * spec.target_windows * spec.target_length + spec.ppl_max_length * (
+        spec.ppl_windows + spec.general_val_windows
+    )
+    return train + 2 * (body + head) * measured
+
+
+def estimate_seconds(
+    specs: Sequence[ExperimentSpec | DomainSpec], rates: dict[str, float]
+) -> float | None:
     """Seconds these runs take on a machine with matrix-product ``rates`` (GFLOP/s, all cores);
     None if a model's size cannot be known from its config."""
     total = 0.0
@@ -86,7 +107,12 @@ def estimate_seconds(specs: Sequence[ExperimentSpec], rates: dict[str, float]) -
         if weights is None:
             return None
         rate = rates["bfloat16" if spec.autocast == "bfloat16" else "float32"]
-        total += run_flops(spec, weights) / (rate * 1e9 * RUN_EFFICIENCY)
+        flops = (
+            domain_run_flops(spec, weights)
+            if isinstance(spec, DomainSpec)
+            else run_flops(spec, weights)
+        )
+        total += flops / (rate * 1e9 * RUN_EFFICIENCY)
     return total
 
 
@@ -109,7 +135,7 @@ REFUSE_AFTER_SECONDS = 600
 
 
 def emulated_precision_error(
-    specs: Sequence[ExperimentSpec], rates: dict[str, float]
+    specs: Sequence[ExperimentSpec | DomainSpec], rates: dict[str, float]
 ) -> str | None:
     """Why these runs should not start here (bf16 that this machine only emulates, at a cost
     that matters), with the way out; None when they can."""
@@ -135,7 +161,7 @@ def emulated_precision_error(
     )
 
 
-def check_precision(specs: Sequence[ExperimentSpec]) -> None:
+def check_precision(specs: Sequence[ExperimentSpec | DomainSpec]) -> None:
     """Raise before these runs start on this machine if they need a precision it only emulates."""
     from curlora.experiment.machine import machine_measurement
 

@@ -1,8 +1,12 @@
-"""A notebook's study from its parameters: the design, its runs (cached or computed), the Study."""
+"""A notebook's study from its parameters: the design, its runs (cached or computed), the study
+(of the paper's protocol, or of continued training)."""
 
 from __future__ import annotations
 
+from curlora.domain_study import DomainStudy, domain_specs
 from curlora.experiment.design import Design, study_design
+from curlora.experiment.domain_results import DomainResults
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.results import Results
 from curlora.experiment.sweep import run_many
 from curlora.study import Study
@@ -29,3 +33,19 @@ def load_study(
     # Cached runs load at once; in the suite the runner has computed the rest beforehand.
     runs = run_many(design.specs(), executor=executor, progress=False)
     return design, runs, Study(runs, base_rank=design.base.rank)
+
+
+def load_domain_study(
+    model: str,
+    domain: str,
+    rank: int,
+    arms: list[str],
+    lrs: dict[str, list[float]],
+    seeds: list[int],
+    run: dict[str, int],
+    executor: str = "auto",
+) -> tuple[list[DomainSpec], list[DomainResults], DomainStudy]:
+    """The continued-training runs notebook parameters name (protocol 2), and their study."""
+    specs = domain_specs(model, domain, rank, arms, lrs, seeds, run)
+    runs = run_many(specs, executor=executor, progress=False)
+    return specs, runs, DomainStudy(runs, base_rank=rank)

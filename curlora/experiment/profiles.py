@@ -69,9 +69,29 @@ _PAPER = {
     "val_size": 100,
     "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
 }
+#: Notebook 06 (protocol 2: continued training) in the smoke profile: a tiny model, a few blocks.
+_DOMAIN_SMOKE = {
+    "model": "tiny-llama",
+    "rank": 4,
+    "arms": ["curlora", "lora", "full"],
+    "lrs": {"curlora": [1e-2, 1e-1], "lora": [1e-3, 1e-2], "full": [1e-3, 1e-2]},
+    "seeds": [0, 1],
+    "run": {
+        "steps": 3,
+        "batch_size": 2,
+        "block_length": 32,
+        "target_windows": 4,
+        "target_length": 64,
+        "general_val_windows": 2,
+        "ppl_windows": 4,
+        "ppl_max_length": 64,
+    },
+}
+#: Protocol 2 in the paper profile: the registered design's budget on GPT-2-large (a GPU).
+_DOMAIN_PAPER = {"model": "gpt2-large"}
 #: Parameter overrides per profile and notebook prefix. The notebooks' own defaults are the
 #: ``cpu`` profile's, so an interactive session starts from it.
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+PROFILES: dict[str, dict[str, dict[str, Any] | None]] = {
     "smoke": {
         "00": {},
         "01": {
@@ -86,8 +106,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "03": {"models": ["gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct"], "ranks": [8, 16]},
         "04": _SMOKE,
         "05": _SMOKE,
+        "06": _DOMAIN_SMOKE,
     },
-    "cpu": {"00": {}, "01": {}, "02": {}, "03": {}, "04": {}, "05": {}},
+    "cpu": {"00": {}, "01": {}, "02": {}, "03": {}, "04": {}, "05": {}, "06": {}},
     "evidence": {
         "00": {},
         "01": {},
@@ -106,6 +127,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "lrs": _EVIDENCE_LRS,
             "orders": "paper+reverse",
         },
+        # Protocol 2's evidence is its registered plan's runs; until they are committed the
+        # evidence profile leaves notebook 06 out (None) rather than fail on missing runs.
+        "06": None,
     },
     "paper": {
         "00": {},
@@ -114,6 +138,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "03": {},
         "04": _PAPER,
         "05": _PAPER,
+        "06": _DOMAIN_PAPER,
     },
 }
 #: The notebook parameters that define the experiments a notebook reads: those of ``load_study``
@@ -131,3 +156,6 @@ STUDY_PARAMETERS = (
     "seeds",
     "orders",
 )
+#: The notebook parameters of a continued-training study (protocol 2): those of
+#: ``curlora.domain_study.domain_specs``. A notebook declaring all of them reads one.
+DOMAIN_PARAMETERS = ("model", "domain", "rank", "arms", "lrs", "seeds", "run")

@@ -28,9 +28,10 @@ from torch import nn
 from curlora.analysis import layer_stats, output_shift
 from curlora.counting import trainable_parameters
 from curlora.data import load_corpus, load_task
-from curlora.data.offline import wiki_heldin_text
+from curlora.data.offline import wiki_calibration_text
 from curlora.experiment import stages
 from curlora.experiment.batches import training_plan
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.evaluate import probabilities, scores
 from curlora.experiment.head_only import head_only_records
 from curlora.experiment.heads import TaskModel, has_active_dropout, new_head, task_seed
@@ -57,13 +58,35 @@ CALIBRATION_ROWS, CALIBRATION_LENGTH = 64, 256
 
 def calibration_ids(tokenizer) -> torch.Tensor:
     """Token ids (rows × length) of held-in Wikipedia, never the perplexity corpus."""
-    ids = corpus_ids(tokenizer, wiki_heldin_text())
+    ids = corpus_ids(tokenizer, wiki_calibration_text())
     needed = CALIBRATION_ROWS * CALIBRATION_LENGTH
     if len(ids) < needed:
         raise ValueError(
-            f"The held-in Wikipedia text has {len(ids):,} tokens; calibration needs {needed:,}."
+            f"The held-in Wikipedia calibration text has {len(ids):,} tokens with this "
+            f"tokenizer; calibration needs {needed:,}."
         )
     return ids[:needed].view(CALIBRATION_ROWS, CALIBRATION_LENGTH)
+
+
+def adapted_model(spec: ExperimentSpec | DomainSpec) -> tuple[nn.Module, object]:
+    """The spec's model and tokenizer: frozen, with its method's adapter injected (the seed's
+    draw; a method that reads the model first, CorDA, calibrated on held-in Wikipedia)."""
+    lm, tok = load_model(spec.model, dtype=DTYPES[spec.dtype])
+    lm.set_attn_implementation(spec.attention)
+    apply_adapter(
+        lm,
+        spec.method,
+        spec.rank,
+        spec.alpha,
+        list(spec.target_modules)
+        if isinstance(spec.target_modules, tuple)
+        else spec.target_modules,
+        spec.sampling,
+        seed=spec.seed,
+        split_fused=spec.split_fused,
+        calibration=calibration_ids(tok) if method(spec.method).before_inject else None,
+    )
+    return lm, tok
 
 
 def run(
@@ -106,23 +129,7 @@ class _Run:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.show = progress and self.accelerator.is_main_process
         with self.timer("load model and adapter"):
-            self.lm, self.tok = load_model(spec.model, dtype=DTYPES[spec.dtype])
-            self.lm.set_attn_implementation(spec.attention)
-            apply_adapter(
-                self.lm,
-                spec.method,
-                spec.rank,
-                spec.alpha,
-                list(spec.target_modules)
-                if isinstance(spec.target_modules, tuple)
-                else spec.target_modules,
-                spec.sampling,
-                seed=spec.seed,
-                split_fused=spec.split_fused,
-                calibration=calibration_ids(self.tok)
-                if method(spec.method).before_inject is not None
-                else None,
-            )
+            self.lm, self.tok = adapted_model(spec)
             self.lm.to(self.accelerator.device)
             low = DTYPES[spec.autocast] if spec.autocast else None
             self.cast = FrozenCast(self.lm, low)

@@ -26,8 +26,26 @@ PPL_STAGES = ("each", "final")
 ATTENTION = ("eager", "sdpa")
 
 
+class SpecFields:
+    """What every kind of spec (a frozen dataclass) does with its fields."""
+
+    def replace(self, **changes):
+        """A copy with some fields changed."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(
+                f"Unknown spec field(s) {sorted(unknown)}; fields: "
+                f"{', '.join(f.name for f in dataclasses.fields(self))}."
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The fields as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
-class ExperimentSpec:
+class ExperimentSpec(SpecFields):
     """Everything that decides a run's result (and so its cache key)."""
 
     model: str = "smollm2-135m"
@@ -107,36 +125,14 @@ class ExperimentSpec:
         if self.ppl_windows is not None:
             _check_int("ppl_windows", self.ppl_windows, minimum=1)
         for name in ("lr", "head_lr", "alpha"):
-            value = getattr(self, name)
-            if name == "head_lr" and value is None:
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or (value < 0 and name != "alpha")
-            ):
-                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}.")
+            if name != "head_lr" or self.head_lr is not None:
+                check_number(name, getattr(self, name), negative=name == "alpha")
         if not self.tasks:
             raise ValueError("tasks is empty; give at least one task.")
         if len(set(self.tasks)) < len(self.tasks):
             raise ValueError(
                 f"tasks {list(self.tasks)} name one task twice; each needs its own head."
             )
-
-    def replace(self, **changes) -> ExperimentSpec:
-        """A copy with some fields changed."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(
-                f"Unknown spec field(s) {sorted(unknown)}; fields: "
-                f"{', '.join(f.name for f in dataclasses.fields(self))}."
-            )
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        """The fields as plain JSON-able values."""
-        return dataclasses.asdict(self)
 
     def sources(self) -> dict:
         """Fingerprints of the content the spec refers to: each task's data and the model."""
@@ -164,6 +160,17 @@ class ExperimentSpec:
             "" if self.sampling == "inverse" or self.method != "curlora" else f"-{self.sampling}"
         )
         return f"{self.method}{extra}-r{self.rank}-lr{self.lr:g}-s{self.seed}"
+
+
+def check_number(name: str, value: object, negative: bool = False) -> None:
+    """Refuse a value that is not a finite number (or is negative, unless ``negative``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (value < 0 and not negative)
+    ):
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}.")
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

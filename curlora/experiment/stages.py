@@ -30,6 +30,8 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
+from curlora.experiment.domain_results import DomainResults
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.records import StageRecord
 from curlora.experiment.results import Results
 from curlora.experiment.spec import ExperimentSpec
@@ -40,7 +42,7 @@ class CacheWarning(UserWarning):
     """A cache entry was unreadable and has been set aside for recomputation."""
 
 
-def run_folder(spec: ExperimentSpec) -> Path:
+def run_folder(spec: ExperimentSpec | DomainSpec) -> Path:
     """Where a spec's stages and results live (under the results root, named by its key)."""
     return results_root() / safe_name(f"{spec.label()}-{spec.key()}")
 
@@ -78,8 +80,11 @@ RESULTS_FILE = "results.json.gz"
 UNREADABLE = (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError)
 
 
-def read_results(folder: Path, repair: bool = False) -> Results | None:
-    """The finished run's results, or None if absent or unreadable.
+def read_results(
+    folder: Path, repair: bool = False, record: type = Results
+) -> Results | DomainResults | None:
+    """The finished run's results (a ``record``: ``Results``, or ``DomainResults`` for protocol
+    2), or None if absent or unreadable.
 
     ``repair=True`` (only while holding the run's ``claim``) sets an unreadable file aside.
     """
@@ -87,14 +92,14 @@ def read_results(folder: Path, repair: bool = False) -> Results | None:
     if not path.is_file():
         return None
     try:
-        return Results.from_payload(json.loads(gzip.decompress(path.read_bytes())))
+        return record.from_payload(json.loads(gzip.decompress(path.read_bytes())))
     except UNREADABLE as err:
         if repair:
             set_aside(path, err)
         return None
 
 
-def write_results(folder: Path, results: Results) -> None:
+def write_results(folder: Path, results: Results | DomainResults) -> None:
     """Write the run's results atomically (gzip-compressed JSON)."""
     data = json.dumps(results.to_payload(), separators=(",", ":")).encode()
     with atomic_path(folder / RESULTS_FILE) as tmp:
@@ -212,7 +217,11 @@ def adopt_stages(folder: Path, spec: ExperimentSpec, start: int) -> int:
 
 
 def shared_path(
-    spec: ExperimentSpec, kind: str, fields: tuple[str, ...], suffix: str, **extra: object
+    spec: ExperimentSpec | DomainSpec,
+    kind: str,
+    fields: tuple[str, ...],
+    suffix: str,
+    **extra: object,
 ) -> Path:
     """Where a value shared between runs is cached: named by the spec ``fields`` it depends on,
     the model's source and ``extra``, so every run that agrees on them finds it."""

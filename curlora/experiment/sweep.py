@@ -29,9 +29,15 @@ from tqdm.auto import tqdm
 from curlora.data import register_task, registered_tasks
 from curlora.experiment import stages
 from curlora.experiment.cost import check_precision
+from curlora.experiment.domain_results import DomainResults
+from curlora.experiment.domain_run import run_domain
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.results import Results
 from curlora.experiment.runner import run
 from curlora.experiment.spec import ExperimentSpec
+
+#: A spec of either protocol: the paper's task sequence, or continued training on a domain.
+AnySpec = ExperimentSpec | DomainSpec
 
 EXECUTORS = ("auto", "serial", "processes")
 
@@ -58,14 +64,27 @@ def _worker_setup(threads: int, tasks: dict[str, Callable]) -> None:
             register_task(name, builder)
 
 
-def _work(spec: ExperimentSpec, threads: int, tasks: dict[str, Callable], cache: bool) -> Results:
+def run_one(spec: AnySpec, cache: bool = True, progress: bool = True) -> Results | DomainResults:
+    """Run one spec of either protocol (or load it from the cache)."""
+    if isinstance(spec, DomainSpec):
+        return run_domain(spec, cache=cache, progress=progress)
+    return run(spec, cache=cache, progress=progress)
+
+
+def cached(spec: AnySpec) -> Results | DomainResults | None:
+    """The spec's results if the results cache holds them, else None."""
+    record = DomainResults if isinstance(spec, DomainSpec) else Results
+    return stages.read_results(stages.run_folder(spec), record=record)
+
+
+def _work(spec: AnySpec, threads: int, tasks: dict[str, Callable], cache: bool):
     _worker_setup(threads, tasks)
-    return run(spec, cache=cache, progress=False)
+    return run_one(spec, cache=cache, progress=False)
 
 
-def _sendable_tasks(specs: Sequence[ExperimentSpec]) -> dict[str, Callable]:
+def _sendable_tasks(specs: Sequence[AnySpec]) -> dict[str, Callable]:
     """The registered tasks these specs use, checked to travel to worker processes."""
-    used = {t for spec in specs for t in spec.tasks}
+    used = {t for spec in specs if isinstance(spec, ExperimentSpec) for t in spec.tasks}
     tasks = {name: b for name, b in registered_tasks().items() if name in used}
     for name, builder in tasks.items():
         try:
@@ -89,15 +108,15 @@ def default_workers() -> int:
 
 
 def run_many(
-    specs: Sequence[ExperimentSpec],
+    specs: Sequence[AnySpec],
     executor: str | cf.Executor | object = "auto",
     workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
     desc: str = "experiments",
     cache: bool = True,
-) -> list[Results]:
-    """Run every spec (cached ones load at once); returns their Results in the order given.
+) -> list[Results | DomainResults]:
+    """Run every spec (cached ones load at once); returns their results in the order given.
 
     ``executor``: 'auto' (worker processes on a multi-core CPU, else this process), 'serial',
     'processes', a dask scheduler's address ('tcp://scheduler:8786'), a
@@ -106,13 +125,10 @@ def run_many(
     ``cache=False`` neither reads nor writes the results cache (identical specs still run once).
     """
     specs = list(specs)
-    results: dict[str, Results] = {}
+    results: dict[str, Results | DomainResults] = {}
     for spec in specs if cache else []:
         key = spec.key()
-        if (
-            key not in results
-            and (done := stages.read_results(stages.run_folder(spec))) is not None
-        ):
+        if key not in results and (done := cached(spec)) is not None:
             results[key] = done
     pending = list({s.key(): s for s in specs if s.key() not in results}.values())
     if pending:
@@ -120,7 +136,9 @@ def run_many(
     return [results[s.key()] for s in specs]
 
 
-def _compute(pending, executor, workers, threads, progress, desc, cache) -> dict[str, Results]:
+def _compute(
+    pending, executor, workers, threads, progress, desc, cache
+) -> dict[str, Results | DomainResults]:
     if isinstance(executor, str) and "://" in executor:
         with _client(executor) as client:
             return _compute(pending, client, workers, threads, progress, desc, cache)
@@ -135,12 +153,12 @@ def _compute(pending, executor, workers, threads, progress, desc, cache) -> dict
         workers = workers or default_workers()
         executor = "processes" if workers > 1 and len(pending) > 1 else "serial"
     bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="run", smoothing=0)
-    out: dict[str, Results] = {}
+    out: dict[str, Results | DomainResults] = {}
     start = time.perf_counter()
     if executor == "serial":
         for spec in pending:
             bar.set_postfix_str(spec.label(), refresh=False)
-            out[spec.key()] = run(spec, cache=cache, progress=False)
+            out[spec.key()] = run_one(spec, cache=cache, progress=False)
             bar.update()
         bar.close()
         return out

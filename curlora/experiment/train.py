@@ -13,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from curlora.data import Collator
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.heads import TaskModel
 from curlora.experiment.precision import mixed_precision
 from curlora.experiment.spec import ExperimentSpec
@@ -28,7 +29,8 @@ def _optimizer(adapter: list[nn.Parameter], head: nn.Linear, spec: ExperimentSpe
     return optimizer
 
 
-def _scheduler(optimizer, spec: ExperimentSpec, steps: int):
+def lr_scheduler(optimizer, spec: ExperimentSpec | DomainSpec, steps: int):
+    """The learning-rate schedule ``spec`` names (``schedule``, ``warmup_steps``) over ``steps``."""
     from transformers import get_scheduler
 
     name = "constant_with_warmup" if spec.schedule == "constant" else spec.schedule
@@ -50,7 +52,7 @@ def train_task(
     """Train the adapter and head of ``module`` on the batches of ``plan``; returns the losses."""
     adapter = [p for p in module.backbone.parameters() if p.requires_grad]
     optimizer = _optimizer(adapter, module.head, spec)
-    scheduler = _scheduler(optimizer, spec, len(plan))
+    scheduler = lr_scheduler(optimizer, spec, len(plan))
     world, rank = accelerator.num_processes, accelerator.process_index
     if any(len(idx) < world for idx in plan):
         raise ValueError(
@@ -94,7 +96,7 @@ def train_head(
 ) -> list[float]:
     """Train ``head`` alone on fixed features, batch by batch as ``train_task`` would (head-only)."""
     optimizer = _optimizer([], head, spec)
-    scheduler = _scheduler(optimizer, spec, len(plan))
+    scheduler = lr_scheduler(optimizer, spec, len(plan))
     losses = []
     for idx in plan:
         with mixed_precision(feats.device, spec.autocast):

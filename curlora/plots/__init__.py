@@ -1,7 +1,7 @@
 """One function per figure; each returns a matplotlib Figure (so tests and notebooks call the same code).
 
 Figures are grouped by the notebook that draws them (``concepts``: 00, ``cur_sampling``: 01, ``updates``: 02,
-``counts``: 03, ``forgetting``: 04 and 05) and share one look (``style``: the seaborn theme set
+``counts``: 03, ``forgetting``: 04 and 05, ``continued``: 06) and share one look (``style``: the seaborn theme set
 once, one colour per arm, ``save`` with identical bytes on re-run). Every result figure says how
 many seeds (and task orders) it pools and where chance lies, in its title or legend.
 """
@@ -9,6 +9,7 @@ many seeds (and task orders) it pools and where chance lies, in its title or leg
 from __future__ import annotations
 
 from curlora.plots.concepts import frontier_schematic
+from curlora.plots.continued import domain_frontiers, domain_losses
 from curlora.plots.counts import parameter_counts
 from curlora.plots.cur_sampling import (
     distance_from_uniform,
@@ -35,6 +36,8 @@ __all__ = [
     "change_by_layer",
     "delta_spectra",
     "distance_from_uniform",
+    "domain_frontiers",
+    "domain_losses",
     "effective_step",
     "frontier_schematic",
     "frontiers",

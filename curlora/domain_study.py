@@ -1,0 +1,212 @@
+"""The numbers protocol 2's verdicts are made of: continued-training runs by arm, rate and seed.
+
+Learning and forgetting share one unit, nats per token:
+
+- *learning*: the target domain's held-out NLL lost (validation files choose and match rates;
+  evaluation files are reported);
+- *forgetting*: held-out Wikipedia's NLL gained — the log of its perplexity ratio, so the
+  analysis layer's perplexity-ratio machinery (window resampling included) reads it as is;
+- *operating rate*: per arm, the rate with the lowest mean validation NLL after training, target
+  domain and held-in Wikipedia averaged (it rewards learning and keeping alike);
+- *frontier*: forgetting against validation learning across an arm's rates.
+
+A ``DomainStudy`` reduces to the same ``Cells`` as the paper's protocol, so the registered
+claims (``resources/analysis_plan_domain.toml``) are read by the same bootstrap, matching and
+Holm code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from curlora import stats
+from curlora.arms import Arm
+from curlora.cells import Cells
+from curlora.experiment.domain_results import DomainResults
+from curlora.experiment.domain_spec import DomainSpec
+from curlora.plan import AnalysisPlan
+
+#: Where protocol 2's runs are told apart from the paper protocol's in a study's orders.
+ORDER = ("continued training",)
+
+
+class DomainStudy:
+    """Continued-training runs indexed by arm, learning rate and seed."""
+
+    def __init__(self, runs: list[DomainResults], base_rank: int | None = None):
+        if not runs:
+            raise ValueError("A study needs at least one run.")
+        self.runs, self.base_rank = runs, base_rank
+        self.index: dict[tuple[str, float, int], DomainResults] = {}
+        for r in runs:
+            key = (Arm.of_spec(r.spec, base_rank).name, r.spec.lr, r.spec.seed)
+            if key in self.index and self.index[key].spec.group_key() != r.spec.group_key():
+                raise ValueError(
+                    f"Two runs of {key[0]} at rate {key[1]:g}, seed {key[2]} differ in other "
+                    "settings (domain, steps, windows…); a study compares one configuration per "
+                    "arm and rate. Study them apart."
+                )
+            self.index[key] = r
+
+    @property
+    def arms(self) -> list[str]:
+        """Arm names in the order first seen."""
+        return list(dict.fromkeys(k[0] for k in self.index))
+
+    def rates(self, arm: str) -> list[float]:
+        """The learning rates an arm was run at, ascending."""
+        return sorted({k[1] for k in self.index if k[0] == arm})
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({k[2] for k in self.index})
+
+    @property
+    def orders(self) -> list[tuple]:
+        """One 'order': continued training has no task sequence to vary."""
+        return [ORDER]
+
+    def runs_of(self, arm: str, lr: float | None = None) -> list[DomainResults]:
+        """The runs of an arm (at one rate), in seed order."""
+        return [
+            r
+            for (a, rate, _), r in sorted(self.index.items(), key=lambda kv: kv[0][2])
+            if a == arm and (lr is None or rate == lr)
+        ]
+
+    def without(self, seed: int | None = None, order: tuple | None = None) -> DomainStudy:
+        """The study without one seed (an order other than ``ORDER`` leaves it whole)."""
+        runs = [r for r in self.runs if r.spec.seed != seed and order != ORDER]
+        return DomainStudy(runs, self.base_rank)
+
+    def table(self) -> pd.DataFrame:
+        """Per run: arm, rate, seed, learning and forgetting (nats per token), trainable count."""
+        return pd.DataFrame(
+            [
+                {"arm": a, "lr": lr, "seed": s, **r.summary()}
+                for (a, lr, s), r in sorted(self.index.items())
+            ]
+        )
+
+    def per_seed(self, arm: str, lr: float, value: Callable[[DomainResults], float]) -> dict:
+        """``value`` of each seed's run of an arm at a rate."""
+        return {r.spec.seed: value(r) for r in self.runs_of(arm, lr)}
+
+    def operating_rate(self) -> dict[str, float]:
+        """Per arm, the rate with the lowest mean validation NLL after training."""
+        return {
+            arm: min(
+                self.rates(arm),
+                key=lambda lr: np.mean([r.selection_score() for r in self.runs_of(arm, lr)]),
+            )
+            for arm in self.arms
+        }
+
+    def frontier_table(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Per arm and rate: learning (validation, evaluation) and forgetting (held-out
+        Wikipedia), means with t-intervals over seeds, in nats per token."""
+        rows = []
+        chosen = self.operating_rate()
+        for arm in self.arms:
+            for lr in self.rates(arm):
+                runs = self.runs_of(arm, lr)
+                row = {"arm": arm, "lr": lr, "seeds": len(runs), "operating": lr == chosen[arm]}
+                for name, value in (
+                    ("learning_val", lambda r: r.learning("val")),
+                    ("learning_eval", lambda r: r.learning("eval")),
+                    ("forgetting", lambda r: r.forgetting("eval")),
+                ):
+                    interval = stats.t_interval([value(r) for r in runs], confidence)
+                    row |= {
+                        name: interval.mean,
+                        f"{name}_lo": interval.lo,
+                        f"{name}_hi": interval.hi,
+                    }
+                row["trainable"] = runs[0].parameters.get("adapter")
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def cells(self, plan: AnalysisPlan) -> Cells:
+        """The per-seed arrays the registered claims are read from (``curlora.cells.Cells``)."""
+        seeds = tuple(self.seeds)
+        index = {s: k for k, s in enumerate(seeds)}
+        rates = {a: tuple(self.rates(a)) for a in self.arms}
+        cells = [(a, lr) for a in rates for lr in rates[a]]
+
+        def per_seed(cell, value) -> np.ndarray:
+            out = np.full(len(seeds), np.nan)
+            for s, v in self.per_seed(*cell, value).items():
+                out[index[s]] = v
+            return out
+
+        tokens = None
+        windows = {}
+        for c in cells:
+            grid = None
+            for r in self.runs_of(*c):
+                change, tok = r.windows("general-eval")
+                if tokens is None:
+                    tokens = tok
+                elif not np.array_equal(tok, tokens):
+                    raise ValueError(
+                        "The runs measured Wikipedia on different windows; a study reads one "
+                        "window sample (same corpus, ppl_windows and ppl_max_length) for all."
+                    )
+                if grid is None:
+                    grid = np.full((len(seeds), len(tok)), np.nan)
+                grid[index[r.spec.seed]] = change
+            windows[c] = grid
+        return Cells(
+            seeds=seeds,
+            rates=rates,
+            x={
+                "nll": {c: per_seed(c, lambda r: r.learning("val")) for c in cells},
+                "eval-nll": {c: per_seed(c, lambda r: r.learning("eval")) for c in cells},
+            },
+            score={c: per_seed(c, lambda r: -r.selection_score()) for c in cells},
+            additive={
+                "learning_eval": {c: per_seed(c, lambda r: r.learning("eval")) for c in cells},
+                "forgetting_val": {c: per_seed(c, lambda r: r.forgetting("val")) for c in cells},
+            },
+            windows=windows,
+            tokens=np.asarray(tokens, dtype=float),
+            axis="nll",
+            selection=plan.selection,
+            x_label="learned: domain validation NLL drop (nats/token)",
+        )
+
+
+def domain_specs(
+    model: str,
+    domain: str,
+    rank: int,
+    arms: list[str],
+    lrs: dict[str, list[float]],
+    seeds: list[int],
+    run: dict[str, int] | None = None,
+) -> list[DomainSpec]:
+    """Every arm × rate × seed of a continued-training study (``run``: other ``DomainSpec``
+    fields shared by all, e.g. steps, block_length, window counts)."""
+    missing = [a for a in arms if a not in lrs]
+    if missing:
+        raise ValueError(
+            f"No learning rates for arm(s) {missing}; give lrs a list for each of {arms}."
+        )
+    base = DomainSpec(model=model, domain=domain, rank=rank, **(run or {}))
+    return [
+        base.replace(**Arm.parse(arm).changes(), lr=lr, seed=seed)
+        for arm in arms
+        for lr in lrs[arm]
+        for seed in seeds
+    ]
+
+
+def domain_design(plan: AnalysisPlan) -> list[DomainSpec]:
+    """The specs protocol 2's registered plan names: every arm × rate × seed."""
+    d = plan.design
+    return domain_specs(
+        d["model"], d["domain"], d["rank"], list(d["rates"]), d["rates"], d["seeds"], d["run"]
+    )

@@ -1,0 +1,250 @@
+"""Protocol 2, continued training on a domain: the split by file, the spec, a run, the study."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curlora import explorers, narration, plots
+from curlora.arms import Arm
+from curlora.claims import read_claims, robustness
+from curlora.data.domains import load_domain, python_stdlib
+from curlora.domain_findings import domain_section
+from curlora.domain_study import DomainStudy, domain_design, domain_specs
+from curlora.experiment.cost import estimate_seconds
+from curlora.experiment.domain_results import DomainResults
+from curlora.experiment.domain_run import run_domain
+from curlora.experiment.domain_spec import MEASURES, DomainSpec
+from curlora.experiment.sweep import cached, run_many
+from curlora.plan import load_plan
+from curlora.plots.lint import figure_problems
+
+#: A tiny run: a few blocks of a few tokens, a handful of windows.
+TINY = dict(
+    model="tiny-llama",
+    rank=4,
+    steps=6,
+    batch_size=2,
+    block_length=32,
+    target_windows=4,
+    target_length=64,
+    general_val_windows=2,
+    ppl_windows=4,
+    ppl_max_length=64,
+)
+
+
+def _folder(tmp_path, files: int = 60):
+    root = tmp_path / "domain"
+    (root / "sub").mkdir(parents=True)
+    for k in range(files):
+        where = root / "sub" if k % 3 else root
+        (where / f"file{k}.txt").write_text(f"def f{k}(x):\n    return x * {k}\n" * 40)
+    return root
+
+
+def test_a_domain_splits_by_file_and_every_file_lands_in_one_split(tmp_path):
+    domain = load_domain(str(_folder(tmp_path)))
+    splits = {s: {p for p, _ in domain.split_files(s)} for s in ("train", "val", "eval")}
+    assert not (splits["train"] & splits["val"] or splits["val"] & splits["eval"])
+    assert not splits["train"] & splits["eval"]
+    assert set().union(*splits.values()) == {p for p, _ in domain.files()}
+    assert len(splits["train"]) > len(splits["val"]) > 0 and splits["eval"]
+    # A file's split is fixed by its path: new content does not move it (but is seen).
+    before = domain.fingerprint()
+    (tmp_path / "domain" / "file0.txt").write_text("print('changed')\n" * 40)
+    again = load_domain(str(tmp_path / "domain"))
+    assert {p for p, _ in again.split_files("eval")} == splits["eval"]
+    assert again.fingerprint() != before
+    # Held-out text is whole files.
+    held = domain.heldout_text("eval")
+    assert all(text in held for _, text in domain.split_files("eval"))
+    with pytest.raises(ValueError, match="read per seed"):
+        domain.heldout_text("train")
+
+
+def test_training_blocks_are_seeded_and_never_run_short(tmp_path):
+    from curlora.models import load_model
+
+    _, tok = load_model("tiny-llama")
+    domain = load_domain(str(_folder(tmp_path)))
+    a, b = domain.train_blocks(tok, 4, 16, seed=0), domain.train_blocks(tok, 4, 16, seed=0)
+    assert a.shape == (4, 16) and torch_equal(a, b)
+    assert not torch_equal(a, domain.train_blocks(tok, 4, 16, seed=1))
+    with pytest.raises(ValueError, match="training tokens"):
+        domain.train_blocks(tok, 10_000, 512, seed=0)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_bad_domains_say_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="folder of UTF-8 text files"):
+        load_domain("no-such-domain")
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.txt").write_text("hello")
+    with pytest.raises(ValueError, match="a few dozen"):
+        load_domain(str(small)).split_files("val")
+
+
+def test_the_standard_library_domain_is_real_code():
+    domain = python_stdlib()
+    files = domain.files()
+    assert len(files) > 200
+    assert not any(p.startswith(("test/", "idlelib/", "encodings/")) for p, _ in files)
+    assert all(p.endswith(".py") for p, _ in files)
+    assert "python" in domain.fingerprint()
+    summary = domain.summary()
+    assert summary["files"].sum() == len(files)
+
+
+def test_a_domain_spec_checks_its_fields_and_keys_on_content(tmp_path):
+    with pytest.raises(ValueError, match="no head to train"):
+        DomainSpec(method="head-only")
+    with pytest.raises(ValueError, match="steps must be an int"):
+        DomainSpec(steps=0)
+    spec = DomainSpec(domain=str(_folder(tmp_path)), model="tiny-llama")
+    key = spec.key()
+    assert spec.replace(seed=1).group_key() == spec.group_key() != spec.replace(lr=1).group_key()
+    (tmp_path / "domain" / "file1.txt").write_text("x = 1\n" * 50)
+    assert spec.key() != key
+    assert spec.label() == "domain-curlora-r16-lr0.001-s0"
+    assert spec.training_tokens == spec.steps * spec.batch_size * spec.block_length
+
+
+def test_a_continued_training_run_learns_and_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    spec = DomainSpec(method="full", lr=1e-2, **TINY)
+    first = run_domain(spec, progress=False)
+    assert len(first.loss) == spec.steps and first.parameters["adapter"] > 0
+    assert np.mean(first.loss[-2:]) < first.loss[0]
+    assert first.learning("val") > 0 and first.learning("eval") > 0
+    for m in MEASURES:
+        delta, tokens = first.windows(m)
+        assert delta.shape == tokens.shape and (tokens > 0).all()
+    # The second call reads the cache; the record survives its file format.
+    again = run_domain(spec, progress=False)
+    assert again.nll == first.nll and again.timings == first.timings
+    assert cached(spec).summary() == first.summary()
+    assert DomainResults.from_payload(first.to_payload()).loss == first.loss
+    # A sweep mixes it with nothing else and reads it from the cache.
+    (loaded,) = run_many([spec], executor="serial", progress=False)
+    assert loaded.nll == first.nll
+    # CURLoRA starts at ΔW = 0: its "before" is the untouched model's, shared with this run's.
+    other = run_domain(spec.replace(method="curlora", lr=1e-3, steps=1), progress=False)
+    assert other.nll["general-eval"]["before"] == first.nll["general-eval"]["before"]
+
+
+def test_cost_is_estimated_for_continued_training():
+    rates = {"float32": 100.0, "bfloat16": 1.0}
+    short = estimate_seconds([DomainSpec(steps=8)], rates)
+    long = estimate_seconds([DomainSpec(steps=32)], rates)
+    assert 0 < short < long
+
+
+# ------------------------------------------------------------------ the study, synthetic runs
+
+SLOPES = {"curlora": 0.1, "lora": 1.0, "lora-r1": 0.9, "full": 2.0}
+
+
+def _synthetic(arm: str, lr: float, seed: int, learned: float) -> DomainResults:
+    """A run that learned ``learned`` nats and forgot ``SLOPES[arm] × learned`` (with noise)."""
+    rng = np.random.default_rng(hash((arm, lr, seed)) % 2**32)
+    tokens = np.full(16, 100.0)
+
+    def pair(before_per_token: float, change: float, noise: float) -> dict:
+        before = np.stack([tokens * before_per_token, tokens], axis=1)
+        after = before.copy()
+        after[:, 0] += tokens * (change + rng.normal(0, noise, len(tokens)))
+        return {"before": before.tolist(), "after": after.tolist()}
+
+    learned = learned * (1 + rng.normal(0, 0.05))
+    spec = DomainSpec(**Arm.parse(arm).changes(), lr=lr, seed=seed)
+    return DomainResults(
+        spec,
+        nll={
+            "target-val": pair(1.0, -learned, 0.001),
+            "target-eval": pair(1.0, -learned, 0.001),
+            "general-val": pair(2.5, SLOPES[arm] * learned, 0.001),
+            "general-eval": pair(2.5, SLOPES[arm] * learned, 0.002),
+        },
+        loss=[1.0, 0.9],
+        parameters={"adapter": 1},
+    )
+
+
+def _study(seeds=range(5)) -> DomainStudy:
+    runs = [
+        _synthetic(arm, lr, seed, learned)
+        for arm in SLOPES
+        for lr, learned in zip((1e-4, 1e-3, 1e-2), (0.02, 0.06, 0.12), strict=True)
+        for seed in seeds
+    ]
+    return DomainStudy(runs, base_rank=16)
+
+
+def test_the_registered_claims_read_a_continued_training_study():
+    plan = load_plan(protocol="domain")
+    study = _study()
+    assert study.arms == list(SLOPES) and study.seeds == [0, 1, 2, 3, 4]
+    readings = {r.claim.key: r for r in read_claims([study], plan, replicates=300)}
+    # CURLoRA forgets a tenth of LoRA's per nat learned: it holds; LoRA forgets half of full
+    # fine-tuning's (Biderman et al.'s finding, built in here): it holds too.
+    assert readings["curlora-vs-lora-domain"].verdict == "holds"
+    assert readings["lora-vs-full-domain"].verdict == "holds"
+    assert readings["curlora-vs-lora-domain"].estimate.value < 0
+    # At matched learning the difference is the slopes' difference times the learning there.
+    matched = readings["curlora-vs-full-domain"].estimate.value
+    assert -(2.0 - 0.1) * 0.12 < matched < -(2.0 - 0.1) * 0.02
+    robust = robustness([study], plan, replicates=100)
+    assert len(robust.verdicts["curlora-vs-lora-domain"]) == 5
+    table = study.frontier_table()
+    assert table.groupby("arm")["operating"].sum().eq(1).all()
+    assert (table["forgetting"] > 0).all()
+
+
+def test_a_study_refuses_two_settings_under_one_name():
+    a = _synthetic("lora", 1e-3, 0, 0.05)
+    b = _synthetic("lora", 1e-3, 0, 0.05)
+    b.spec = b.spec.replace(steps=7)
+    with pytest.raises(ValueError, match="differ in other settings"):
+        DomainStudy([a, b])
+
+
+def test_the_figures_the_sentence_and_the_section_come_from_the_runs():
+    study = _study(range(3))
+    for fig in (plots.domain_frontiers(study), plots.domain_losses(study)):
+        assert figure_problems(fig) == []
+    assert figure_problems(plots.domain_frontiers(study, ["curlora"], "eval")) == []
+    text = narration.continued_training(study)
+    assert "CURLoRA (rate" in text and "nats per token" in text
+    page, box = domain_section(study, replicates=100, page="FINDINGS.md")
+    assert '<a id="protocol-2"></a>' in page and "Decision box" in box
+    assert "(FINDINGS.md#claim-curlora-vs-lora-domain)" in box
+    assert explorers.domain_explorer(study) is not None
+
+
+def test_the_plan_names_the_runs_of_its_design():
+    plan = load_plan(protocol="domain")
+    specs = domain_design(plan)
+    d = plan.design
+    assert {s.seed for s in specs} == set(d["seeds"])
+    assert len(specs) == sum(map(len, d["rates"].values())) * len(d["seeds"])
+    with pytest.raises(ValueError, match="No learning rates"):
+        domain_specs("tiny-llama", "python-stdlib", 4, ["curlora"], {}, [0])
+
+
+def test_the_command_line_runs_continued_training(tmp_path, monkeypatch, capsys):
+    from curlora.experiment.cli import main
+
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    args = ["--domain", str(_folder(tmp_path)), "--model", "tiny-llama", "--rank", "2"]
+    assert (
+        main([*args, "--lr", "0.01", "--methods", "curlora", "lora", "--executor", "serial"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "domain-curlora-r2-lr0.01-s0" in out and "learning_eval" in out
+    assert main([*args, "--tasks", "wiki-pairs"]) == 2
+    assert "--tasks belongs to the task protocol" in capsys.readouterr().err
