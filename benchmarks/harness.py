@@ -64,6 +64,8 @@ def _model_step(cfg: dict):
     from curlora import apply_adapter
     from curlora.experiment.heads import TaskModel, new_head
     from curlora.experiment.precision import FrozenCast, mixed_precision
+    from curlora.experiment.runner import calibration_ids
+    from curlora.methods import method as entry
     from curlora.models import load_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -75,7 +77,9 @@ def _model_step(cfg: dict):
     bf16 = cfg["method"].endswith("-bf16")
     if bf16:
         lm.set_attn_implementation("eager")
-    apply_adapter(lm, method, cfg["rank"])
+    # CorDA reads held-in text before it injects (outside the timed step, as in a run).
+    calibration = calibration_ids(tok) if entry(method).before_inject is not None else None
+    apply_adapter(lm, method, cfg["rank"], calibration=calibration)
     if cfg["method"].endswith("-dense"):
         DenseCURLoRA.patch(lm)
     lm.to(device)

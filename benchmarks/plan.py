@@ -25,7 +25,7 @@ def plan(quick: bool) -> dict[str, dict]:
         else {
             f"train step, {model} q/k/v r{rank}, batch 8×{tokens}: the peers": group(
                 repeats,
-                ("curlora", "lora", "dora", "pissa", "milora", "middle", "osf"),
+                ("curlora", "lora", "dora", "pissa", "milora", "middle", "corda", "osf", "full"),
                 kind="model",
                 model=model,
                 rank=rank,
