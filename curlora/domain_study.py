@@ -78,9 +78,10 @@ class DomainStudy:
         ]
 
     def without(self, seed: int | None = None, order: tuple | None = None) -> DomainStudy:
-        """The study without one seed (an order other than ``ORDER`` leaves it whole)."""
-        runs = [r for r in self.runs if r.spec.seed != seed and order != ORDER]
-        return DomainStudy(runs, self.base_rank)
+        """The study without one seed (leaving out an order leaves it whole)."""
+        if order is not None:
+            return self  # continued training has no task order to leave out
+        return DomainStudy([r for r in self.runs if r.spec.seed != seed], self.base_rank)
 
     def table(self) -> pd.DataFrame:
         """Per run: arm, rate, seed, learning and forgetting (nats per token), trainable count."""
@@ -176,7 +177,30 @@ class DomainStudy:
             axis="nll",
             selection=plan.selection,
             x_label="learned: domain validation NLL drop (nats/token)",
+            deviations=self.deviations(plan),
         )
+
+    def deviations(self, plan: AnalysisPlan) -> tuple[str, ...]:
+        """Where these runs differ from the plan's design (each a phrase a page can print)."""
+        d, spec = plan.design, self.runs[0].spec
+        out = []
+        for name in ("model", "domain", "rank"):
+            if getattr(spec, name) != d[name]:
+                out.append(f"{name} {getattr(spec, name)} (the plan's: {d[name]})")
+        out += [
+            f"{k} {getattr(spec, k)} (the plan's: {v})"
+            for k, v in d["run"].items()
+            if getattr(spec, k) != v
+        ]
+        if self.seeds != list(d["seeds"]):
+            out.append(f"seeds {self.seeds} (the plan's: {d['seeds']})")
+        for arm, rates in d["rates"].items():
+            if arm not in self.arms:
+                out.append(f"no {arm} runs")
+            elif self.rates(arm) != sorted(rates):
+                out.append(f"{arm} at rates {self.rates(arm)} (the plan's: {rates})")
+        out += [f"{arm} is not in the plan" for arm in self.arms if arm not in d["rates"]]
+        return tuple(out)
 
 
 def domain_specs(

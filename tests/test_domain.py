@@ -248,3 +248,36 @@ def test_the_command_line_runs_continued_training(tmp_path, monkeypatch, capsys)
     assert "domain-curlora-r2-lr0.01-s0" in out and "learning_eval" in out
     assert main([*args, "--tasks", "wiki-pairs"]) == 2
     assert "--tasks belongs to the task protocol" in capsys.readouterr().err
+
+
+def test_runs_off_the_plans_design_are_named_as_deviations():
+    plan = load_plan(protocol="domain")
+    d = plan.design
+    runs = [
+        _synthetic(arm, lr, seed, 0.01 * (k + 1))
+        for arm, rates in d["rates"].items()
+        for k, lr in enumerate(rates)
+        for seed in d["seeds"]
+    ]
+    assert DomainStudy(runs, base_rank=d["rank"]).deviations(plan) == ()
+    off = _study()
+    found = off.cells(plan).deviations
+    assert any(text.startswith("seeds [0, 1, 2, 3, 4]") for text in found)
+    assert "Deviations: seeds" in domain_section(off, replicates=50)[0]
+    # There is no task order to leave out: the study stays whole.
+    assert off.without(order=("any",)) is off and len(off.without(seed=0).seeds) == 4
+
+
+def test_a_folder_domain_is_keyed_on_its_content_not_its_spelling(tmp_path, monkeypatch):
+    root = _folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    relative = DomainSpec(domain="domain", model="tiny-llama")
+    absolute = DomainSpec(domain=str(root), model="tiny-llama")
+    assert relative.domain == absolute.domain == str(root.resolve())
+    assert relative.key() == absolute.key()
+    copy = tmp_path / "elsewhere" / "domain"
+    copy.parent.mkdir()
+    import shutil
+
+    shutil.copytree(root, copy)
+    assert DomainSpec(domain=str(copy), model="tiny-llama").key() == absolute.key()

@@ -140,6 +140,11 @@ class _DomainRun:
             INITIAL_FIELDS,
             ".json",
             domain_source=self.spec.sources()["domain"],
+            # Under autocast a residual start (PiSSA, CorDA) rounds unlike W itself: its
+            # "before" is its own. In fp32 every method starts at the untouched model's output.
+            start=[self.spec.method, self.spec.rank, self.spec.seed]
+            if self.spec.autocast
+            else None,
         )
         return stages.shared_json(path, self.measure, required=MEASURES)
 

@@ -10,9 +10,10 @@ and the domain, as ``ExperimentSpec``'s does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from curlora.cur import SAMPLING_RULES
-from curlora.data.domains import load_domain
+from curlora.data.domains import DOMAINS, load_domain
 from curlora.experiment.precision import DTYPES
 from curlora.experiment.spec import (
     ATTENTION,
@@ -65,6 +66,10 @@ class DomainSpec(SpecFields):
     eval_batch_size: int = 2
 
     def __post_init__(self) -> None:
+        # A folder is named by its absolute path, resolved where the spec is made (a notebook
+        # and the suite's runner work in different folders).
+        if self.domain not in DOMAINS and Path(self.domain).expanduser().is_dir():
+            object.__setattr__(self, "domain", str(Path(self.domain).expanduser().resolve()))
         if self.target_modules is not None and not isinstance(self.target_modules, str):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
         choices = {
@@ -111,13 +116,17 @@ class DomainSpec(SpecFields):
             "model": model_fingerprint(self.model),
         }
 
+    def _keyed(self) -> dict:
+        # A folder domain is keyed on its name and content, not on where it lies.
+        return {**self.to_dict(), "domain": load_domain(self.domain).name}
+
     def key(self) -> str:
         """A stable hash of every field and of the referenced content: equal keys share results."""
-        return _hash({"protocol": "domain", **self.to_dict(), "sources": self.sources()})
+        return _hash({"protocol": "domain", **self._keyed(), "sources": self.sources()})
 
     def group_key(self) -> str:
         """The key without the seed: runs sharing it are replicates of one configuration."""
-        fields = {k: v for k, v in self.to_dict().items() if k != "seed"}
+        fields = {k: v for k, v in self._keyed().items() if k != "seed"}
         return _hash({"protocol": "domain", **fields, "sources": self.sources()})
 
     def label(self) -> str:
