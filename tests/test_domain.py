@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_runs import SLOPES
+from synthetic_runs import domain_run as _synthetic
+from synthetic_runs import domain_study as _study
 
 from curlora import explorers, narration, plots
-from curlora.arms import Arm
 from curlora.claims import read_claims, robustness
 from curlora.data.domains import load_domain, python_stdlib
 from curlora.domain_findings import domain_section
@@ -145,44 +147,6 @@ def test_cost_is_estimated_for_continued_training():
 
 
 # ------------------------------------------------------------------ the study, synthetic runs
-
-SLOPES = {"curlora": 0.1, "lora": 1.0, "lora-r1": 0.9, "full": 2.0}
-
-
-def _synthetic(arm: str, lr: float, seed: int, learned: float) -> DomainResults:
-    """A run that learned ``learned`` nats and forgot ``SLOPES[arm] × learned`` (with noise)."""
-    rng = np.random.default_rng(hash((arm, lr, seed)) % 2**32)
-    tokens = np.full(16, 100.0)
-
-    def pair(before_per_token: float, change: float, noise: float) -> dict:
-        before = np.stack([tokens * before_per_token, tokens], axis=1)
-        after = before.copy()
-        after[:, 0] += tokens * (change + rng.normal(0, noise, len(tokens)))
-        return {"before": before.tolist(), "after": after.tolist()}
-
-    learned = learned * (1 + rng.normal(0, 0.05))
-    spec = DomainSpec(**Arm.parse(arm).changes(), lr=lr, seed=seed)
-    return DomainResults(
-        spec,
-        nll={
-            "target-val": pair(1.0, -learned, 0.001),
-            "target-eval": pair(1.0, -learned, 0.001),
-            "general-val": pair(2.5, SLOPES[arm] * learned, 0.001),
-            "general-eval": pair(2.5, SLOPES[arm] * learned, 0.002),
-        },
-        loss=[1.0, 0.9],
-        parameters={"adapter": 1},
-    )
-
-
-def _study(seeds=range(5)) -> DomainStudy:
-    runs = [
-        _synthetic(arm, lr, seed, learned)
-        for arm in SLOPES
-        for lr, learned in zip((1e-4, 1e-3, 1e-2), (0.02, 0.06, 0.12), strict=True)
-        for seed in seeds
-    ]
-    return DomainStudy(runs, base_rank=16)
 
 
 def test_the_registered_claims_read_a_continued_training_study():

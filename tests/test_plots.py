@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
+from synthetic_runs import domain_study
 
 from curlora import concepts, findings, plots, sampling, tables
 from curlora.counting import parameter_table
@@ -88,6 +89,8 @@ def result_figures(smoke_study) -> dict[str, Figure]:
         "perplexity_trajectory": plots.perplexity_trajectory(study),
         "frontiers": plots.frontiers(study),
         "matched_vs_same_rate": plots.matched_vs_same_rate(tables.ablation_table(study)),
+        "domain_frontiers": plots.domain_frontiers(domain_study(range(3))),
+        "domain_losses": plots.domain_losses(domain_study(range(3))),
     }
 
 
