@@ -12,10 +12,7 @@ sweep runs many at once instead (``run_many``).
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections import defaultdict
-from collections.abc import Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -29,7 +26,7 @@ from curlora.experiment.domain_results import DomainResults
 from curlora.experiment.domain_spec import MEASURES, DomainSpec
 from curlora.experiment.machine import environment
 from curlora.experiment.precision import DTYPES, FrozenCast, mixed_precision
-from curlora.experiment.runner import adapted_model
+from curlora.experiment.runner import PhaseTimer, adapted_model
 from curlora.experiment.train import lr_scheduler
 from curlora.perplexity import corpus_ids, sample_windows, window_nll
 
@@ -63,7 +60,7 @@ def run_domain(spec: DomainSpec, cache: bool = True, progress: bool = True) -> D
         return _DomainRun(spec, folder, progress).execute()
 
 
-class _DomainRun:
+class _DomainRun(PhaseTimer):
     """The state of one continued-training run while it executes."""
 
     def __init__(self, spec: DomainSpec, folder, progress: bool):
@@ -105,15 +102,6 @@ class _DomainRun:
     @staticmethod
     def _sample(ids: torch.Tensor, length: int, count: int) -> tuple[torch.Tensor, list]:
         return ids, sample_windows(len(ids), length, count)
-
-    @contextlib.contextmanager
-    def timer(self, phase: str) -> Iterator[None]:
-        """Add the block's wall time to ``phase``."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[phase] += time.perf_counter() - start
 
     def measure(self) -> dict[str, list[list[float]]]:
         """Per measure, the per-window [summed NLL, tokens] of the model as it stands."""

@@ -118,7 +118,22 @@ def run(
         return _Run(spec, folder, progress).execute(stop_after_task)
 
 
-class _Run:
+class PhaseTimer:
+    """A run's wall time per phase (``self.timings``, the profile its results record)."""
+
+    timings: dict[str, float]
+
+    @contextlib.contextmanager
+    def timer(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to ``phase``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - start
+
+
+class _Run(PhaseTimer):
     """The state of one run while it executes (model, tasks, timings)."""
 
     def __init__(self, spec: ExperimentSpec, folder, progress: bool):
@@ -158,15 +173,6 @@ class _Run:
                 or [ids[:SHIFT_TOKENS]]
             )
         self.pad = self.tok.pad_token_id
-
-    @contextlib.contextmanager
-    def timer(self, phase: str) -> Iterator[None]:
-        """Add the block's wall time to ``phase`` (the profile in ``Results.timings``)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[phase] += time.perf_counter() - start
 
     # ------------------------------------------------------------------ measurements
 
