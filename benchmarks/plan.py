@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+#: How the matrix-product group's title begins: this machine's arithmetic ceiling.
+CEILING = "matrix product"
+
 
 def plan(quick: bool) -> dict[str, dict]:
     """Benchmark groups: title → measured repeats and the configurations timed side by side."""
@@ -72,7 +75,7 @@ def plan(quick: bool) -> dict[str, dict]:
             batch=8,
             tokens=tokens,
         ),
-        f"matrix product {size}×{size} (this machine's arithmetic ceiling)": group(
+        f"{CEILING} {size}×{size} (this machine's arithmetic ceiling)": group(
             repeats, ("float32", "bfloat16"), kind="matmul", size=size
         ),
         f"evaluation, {model}, movie-snippets": group(

@@ -57,7 +57,7 @@ def report(
         for r in rows:
             lines.append(
                 f"| {r['method']} | {1000 * r['median_s']:.1f} | {r['peak_mb']:.1f} |"
-                + (f" {r['gflops']:.0f} |" if rate else "")
+                + (f" {r['gflops']:.3g} |" if rate else "")
             )
         by = {r["method"]: r for r in rows}
         lines.append("")
@@ -70,10 +70,25 @@ def report(
             per_round = ", ".join(
                 f"{a / b:.3f}" for a, b in zip(cur["times"], lora["times"], strict=True)
             )
-            lines += [
-                f"- CURLoRA / LoRA: time {t_ratio:.3f} (per round: {per_round}), peak memory {m_ratio:.3f}",
-                f"- CURLoRA / floor ({floor['method']}): time {paired_ratio(cur, floor):.3f}",
-            ]
+            lines.append(
+                f"- CURLoRA / LoRA: time {t_ratio:.3f} (per round: {per_round}), peak memory {m_ratio:.3f}"
+            )
+            if floor is not None:
+                lines.append(
+                    f"- CURLoRA / floor ({floor['method']}): time {paired_ratio(cur, floor):.3f}"
+                )
+            peers = [m for m in by if m.removesuffix(pair) not in ("curlora", "lora")]
+            if floor is None and peers:
+                # The peers group: every other method's cost against both references, same rounds.
+                lines.append(
+                    "- each method / CURLoRA and / LoRA (time, peak memory): "
+                    + "; ".join(
+                        f"{m} {paired_ratio(by[m], cur):.2f}, {paired_ratio(by[m], lora):.2f} "
+                        f"(memory {by[m]['peak_mb'] / cur['peak_mb']:.2f}, "
+                        f"{by[m]['peak_mb'] / lora['peak_mb']:.2f})"
+                        for m in peers
+                    )
+                )
             if "curlora-dense" in by:
                 lines.append(
                     "- dense C·U·R forward (reference approach) / factored: time "
