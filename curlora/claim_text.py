@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from curlora.arms import Arm
+from curlora.cells import Cells
 from curlora.claims import Reading, Robustness
 from curlora.readings import factor
 from curlora.stats import Interval
@@ -29,6 +30,20 @@ def ratio_text(log_ratio: float) -> str:
     if 10 <= ratio < 1e3:
         return f"×{ratio:.0f}"
     return factor(ratio) if ratio >= 1e3 or ratio < 1e-3 else f"×{ratio:.2g}"
+
+
+#: How each plasticity axis reads, and the factor its values are shown at.
+_AXES = {
+    "nll": ("NLL drop (nats)", 1),
+    "brier": ("Brier drop", 1),
+    "accuracy": ("accuracy gain (pts)", 100),
+}
+
+
+def plasticity_label(cells: Cells) -> tuple[str, float]:
+    """A study's plasticity axis as a reader names it, and the factor its values are shown at."""
+    name, scale = _AXES[cells.axis]
+    return cells.x_label or f"plasticity: {name} over head-only", scale
 
 
 def level_text(level: float) -> str:

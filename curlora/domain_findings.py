@@ -9,7 +9,8 @@ import pandas as pd
 from curlora.claim_text import claims_table, decision_box, robustness_table
 from curlora.claims import read_claims, robustness, seed_t_interval
 from curlora.domain_study import DomainStudy
-from curlora.findings import claim_section, plan_line
+from curlora.findings import Findings, claim_section, plan_line
+from curlora.peer_table import BenchCosts, forgets_least, peer_markdown
 from curlora.plan import AnalysisPlan, load_plan
 from curlora.readings import markdown_table
 
@@ -47,9 +48,10 @@ def domain_section(
     plan: AnalysisPlan | None = None,
     replicates: int | None = None,
     page: str = "",
-) -> tuple[str, str]:
-    """Protocol 2's section of the findings page, and its decision box for the README
-    (linking into ``page``)."""
+    costs: BenchCosts | None = None,
+) -> Findings:
+    """Protocol 2's section of the findings page, with which method forgets least for the
+    same learning, and its decision box for the README (linking into ``page``)."""
     plan = load_plan(protocol="domain") if plan is None else plan
     cells = [study.cells(plan)]
     readings = read_claims([study], plan, replicates, cells)
@@ -60,6 +62,7 @@ def domain_section(
         for c in plan.claims
         if all(a in cells[0].rates for a in c.arms())
     }
+    peers = forgets_least(study, plan, costs, replicates)
     domain = study.runs[0].spec.domain
     title = f"Protocol 2: continued training on `{domain}`"
     spec = study.runs[0].spec
@@ -92,6 +95,7 @@ def domain_section(
             "",
             markdown_table(robustness_table(readings, robust)),
             "",
+            peer_markdown(peers),
             "### Each arm at each rate",
             "",
             "Means over seeds with 95% t-intervals; the operating rate is chosen on validation "
@@ -103,6 +107,12 @@ def domain_section(
         ]
     )
     readme = "\n".join(
-        [f"**{title}** — {design}", "", decision_box(readings, robust, page, trainable)]
+        [
+            f"**{title}** — {design}",
+            "",
+            decision_box(readings, robust, page, trainable),
+            "",
+            f"**Which method forgets least for the same learning** (exploratory): {peers.sentence}",
+        ]
     )
-    return page_text + "\n", readme + "\n"
+    return Findings(page_text + "\n", readme + "\n", tuple(readings))

@@ -20,6 +20,7 @@ from curlora.claim_text import (
     claim_sentence,
     claims_table,
     decision_box,
+    plasticity_label,
     range_text,
     robustness_table,
     value_text,
@@ -33,6 +34,7 @@ from curlora.claims import (
     seed_t_interval,
 )
 from curlora.outcomes import OUTCOMES, STABILITY
+from curlora.peer_table import BenchCosts, forgets_least, peer_markdown
 from curlora.plan import AnalysisPlan, load_plan
 from curlora.readings import (
     difference_reading,
@@ -370,6 +372,8 @@ class Findings:
 
     page: str
     readme: str
+    #: The registered claims as read (another protocol's page compares its verdicts with them).
+    readings: tuple[Reading, ...] = ()
 
 
 def summary_markdown(
@@ -387,11 +391,13 @@ def findings(
     ablation: Study | None = None,
     plan: AnalysisPlan | None = None,
     replicates: int | None = None,
+    costs: BenchCosts | None = None,
 ) -> Findings:
     """The findings of a profile, all generated from the runs: the decision box, the plan's
-    claims with Holm-adjusted intervals and their robustness, each claim at every plasticity
-    level, each method at its operating rate, and — folded — the exploratory readings the plan
-    does not name; and the README's block (the decision box, linking into the page)."""
+    claims with Holm-adjusted intervals and their robustness, which method forgets least for
+    the same learning (with ``costs``, the benchmark's), each claim at every plasticity level,
+    each method at its operating rate, and — folded — the exploratory readings the plan does
+    not name; and the README's block (the decision box, linking into the page)."""
     plan = load_plan() if plan is None else plan
     studies = [main] + ([ablation] if ablation is not None else [])
     cells = [cells_of(s, plan) for s in studies]
@@ -407,6 +413,7 @@ def findings(
         for study in studies
         for arm in study.arms
     }
+    peers = forgets_least(main, plan, costs, replicates)
     parts = [
         decision_box(readings, robust, trainable=trainable),
         "",
@@ -429,6 +436,7 @@ def findings(
         "",
         markdown_table(robustness_table(readings, robust)),
         "",
+        peer_markdown(peers, "##"),
         "## Each claim in full",
         "",
         *(claim_section(r, home_cells(r.claim, cells), plan, replicates) for r in readings),
@@ -461,6 +469,8 @@ def findings(
         "",
         plan_line(plan, cells),
         "",
+        f"**Which method forgets least for the same learning** (exploratory): {peers.sentence}",
+        "",
         f"Read from {len({(r.spec.label(), r.spec.tasks) for st in studies for r in st.runs})} "
         "runs: "
         f"{design_summary(main)}"
@@ -468,7 +478,7 @@ def findings(
         + f". Every claim in full, its robustness and its reading at every plasticity level: "
         f"[the findings page]({PUBLISHED_PAGE}).",
     ]
-    return Findings("\n".join(parts) + "\n", "\n".join(readme) + "\n")
+    return Findings("\n".join(parts) + "\n", "\n".join(readme) + "\n", tuple(readings))
 
 
 def plan_line(plan: AnalysisPlan, cells: list[Cells]) -> str:
@@ -505,9 +515,7 @@ def claim_section(
         )
     levels = at_every_level(r.claim, cells, plan, replicates)
     if levels:
-        axis = {"nll": "NLL drop (nats)", "brier": "Brier drop", "accuracy": "accuracy gain (pts)"}
-        scale = 100 if cells.axis == "accuracy" else 1
-        x = cells.x_label or f"plasticity: {axis[cells.axis]} over head-only"
+        x, scale = plasticity_label(cells)
         rows = [
             {
                 x: f"{level * scale:.3g}",

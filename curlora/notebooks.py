@@ -56,6 +56,8 @@ README_PROFILE = "evidence"
 REPORTED = ("cpu", "evidence")
 #: Committed results of the evidence profile (small JSON per run; recompute with --recompute).
 EVIDENCE_RESULTS = ROOT / "results" / "evidence"
+#: Every method's train-step cost, side by side (``benchmarks/bench.py --only peers``).
+BENCH_PEERS = ROOT / "benchmarks" / "PEERS.json"
 #: The notebooks whose studies the findings page reads: the main study and the sampling ablation.
 FINDINGS_NOTEBOOKS = {"main": "04", "ablation": "05"}
 
@@ -321,6 +323,7 @@ def _findings(plans, profile: str):
     ablation notebooks and, where one runs, notebook 06's continued-training study."""
     from curlora.experiment.loading import load_study
     from curlora.findings import Findings, findings
+    from curlora.peer_table import bench_costs
 
     studies = {}
     for role, prefix in FINDINGS_NOTEBOOKS.items():
@@ -339,7 +342,8 @@ def _findings(plans, profile: str):
     if "main" not in studies:
         missing = f"Notebook {FINDINGS_NOTEBOOKS['main']} was not part of this run.\n"
         return Findings(title + missing, missing)
-    found = findings(studies["main"], studies.get("ablation"))
+    costs = bench_costs(BENCH_PEERS)
+    found = findings(studies["main"], studies.get("ablation"), costs=costs)
     page, readme = title + found.page, found.readme
     for path, params in plans:
         specs = domain_specs_of(path, params)
@@ -348,12 +352,19 @@ def _findings(plans, profile: str):
             from curlora.domain_study import DomainStudy
             from curlora.experiment.sweep import run_many
             from curlora.findings import PUBLISHED_PAGE
+            from curlora.protocol_agreement import (
+                agreement_markdown,
+                agreement_sentence,
+                shared_claims,
+            )
 
             runs = run_many(specs, executor="serial", progress=False)
-            section, box = domain_section(
-                DomainStudy(runs, base_rank=specs[0].rank), page=PUBLISHED_PAGE
+            domain = domain_section(
+                DomainStudy(runs, base_rank=specs[0].rank), page=PUBLISHED_PAGE, costs=costs
             )
-            page, readme = f"{page}\n{section}", f"{readme}\n{box}"
+            pairs = shared_claims(list(found.readings), list(domain.readings))
+            page = f"{page}\n{domain.page}\n{agreement_markdown(pairs)}"
+            readme = f"{readme}\n{domain.readme}\n{agreement_sentence(pairs)}\n"
     return Findings(page, readme)
 
 

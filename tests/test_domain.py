@@ -184,7 +184,8 @@ def test_the_figures_the_sentence_and_the_section_come_from_the_runs():
     assert figure_problems(plots.domain_frontiers(study, ["curlora"], "eval")) == []
     text = narration.continued_training(study)
     assert "CURLoRA (rate" in text and "nats per token" in text
-    page, box = domain_section(study, replicates=100, page="FINDINGS.md")
+    section = domain_section(study, replicates=100, page="FINDINGS.md")
+    page, box = section.page, section.readme
     assert '<a id="protocol-2"></a>' in page and "Decision box" in box
     assert "(FINDINGS.md#claim-curlora-vs-lora-domain)" in box
     assert explorers.domain_explorer(study) is not None
@@ -227,7 +228,7 @@ def test_runs_off_the_plans_design_are_named_as_deviations():
     off = _study()
     found = off.cells(plan).deviations
     assert any(text.startswith("seeds [0, 1, 2, 3, 4]") for text in found)
-    assert "Deviations: seeds" in domain_section(off, replicates=50)[0]
+    assert "Deviations: seeds" in domain_section(off, replicates=50).page
     # There is no task order to leave out: the study stays whole.
     assert off.without(order=("any",)) is off and len(off.without(seed=0).seeds) == 4
 

@@ -154,6 +154,9 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     assert [r["notebook"][:2] for r in done["rows"]] == ["00", "01", "02", "03", "04", "05", "06"]
     # Protocol 2 has its own section and decision box, on the page and in the README block.
     assert '<a id="protocol-2"></a>' in page and "curlora-vs-lora-domain" in page
+    # Each protocol's "which method forgets least" table, and their verdicts side by side.
+    assert page.count("Which method forgets least for the same learning") == 2
+    assert "## The same questions under both protocols" in page
     # The page opens with the small-sample flag, then the decision box; no progress bars.
     _title, flag, body = page.split("\n\n", 2)
     assert flag.startswith("> **smoke profile (small sample) — the evidence profile is the ref")

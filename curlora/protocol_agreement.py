@@ -1,0 +1,92 @@
+"""The same question under both protocols: the registered claims the paper's plan and protocol
+2's plan share (same kind, arms and outcome), each protocol's verdict side by side, and a
+sentence that says where the verdicts differ.
+
+The two protocols measure learning differently (a new head's classification accuracy against
+next-token NLL on a domain), so a verdict that holds under one and not the other is a finding
+about the regime, and the page says so rather than reporting either alone.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from curlora.claim_text import level_text, range_text, value_text
+from curlora.claims import Reading
+from curlora.readings import markdown_table
+
+#: How the two protocols are named on the page.
+PROTOCOLS = ("the paper's protocol", "continued training (protocol 2)")
+
+
+def _question(r: Reading) -> tuple:
+    c = r.claim
+    return (c.kind, c.arm, c.against, c.outcome, c.threshold)
+
+
+def shared_claims(paper: list[Reading], domain: list[Reading]) -> list[tuple[Reading, Reading]]:
+    """Pairs of readings, one per protocol, that ask the same question."""
+    theirs = {_question(r): r for r in domain}
+    return [(r, theirs[_question(r)]) for r in paper if _question(r) in theirs]
+
+
+def _verdict_text(r: Reading) -> str:
+    if not r.readable:
+        return f"not read ({r.reason})"
+    c = r.claim
+    lo, hi = r.interval(adjusted=True)
+    return (
+        f"{r.verdict}: {value_text(c.outcome, r.estimate.value)}, "
+        f"{range_text(c.outcome, lo, hi)} ({level_text(r.level)}; n = {r.estimate.n})"
+    )
+
+
+def agreement_table(pairs: list[tuple[Reading, Reading]]) -> pd.DataFrame:
+    """Each shared question with each protocol's verdict and whether they agree."""
+    table = pd.DataFrame(
+        [
+            {
+                "question": paper.claim.statement,
+                PROTOCOLS[0]: _verdict_text(paper),
+                PROTOCOLS[1]: _verdict_text(domain),
+                "same verdict": "yes" if paper.verdict == domain.verdict else "**no**",
+            }
+            for paper, domain in pairs
+        ]
+    )
+    return table.set_index("question")
+
+
+def agreement_sentence(pairs: list[tuple[Reading, Reading]]) -> str:
+    """Whether the protocols agree, naming every question on which they do not."""
+    if not pairs:
+        return "The two protocols' plans share no question."
+    differ = [(p, d) for p, d in pairs if p.verdict != d.verdict]
+    if not differ:
+        return (
+            f"Both protocols give the same verdict on each of the {len(pairs)} questions their "
+            "plans share."
+        )
+    named = "; ".join(
+        f"“{p.claim.statement}” ({PROTOCOLS[0]}: {p.verdict}; {PROTOCOLS[1]}: {d.verdict})"
+        for p, d in differ
+    )
+    return (
+        f"**The protocols differ on {len(differ)} of the {len(pairs)} questions their plans "
+        f"share**: {named}. Each verdict stands for its own protocol: one measures learning as a "
+        "new head's accuracy on classification tasks, the other as next-token NLL on a domain."
+    )
+
+
+def agreement_markdown(pairs: list[tuple[Reading, Reading]]) -> str:
+    """The page's section comparing the two protocols' verdicts on their shared questions."""
+    lines = ["## The same questions under both protocols", "", agreement_sentence(pairs), ""]
+    if pairs:
+        lines += [
+            "Each protocol's registered verdict, with its interval at its Holm step's level "
+            "(each plan is its own Holm family):",
+            "",
+            markdown_table(agreement_table(pairs)),
+            "",
+        ]
+    return "\n".join(lines)

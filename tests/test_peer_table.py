@@ -1,0 +1,100 @@
+"""The "which method forgets least" table: read from synthetic runs whose forgetting per nat
+learned is set, so each verdict is checked against a known truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from synthetic_runs import domain_study
+
+from curlora.arms import Arm
+from curlora.domain_study import DomainStudy
+from curlora.peer_table import bench_costs, forgets_least, peer_claims, peer_markdown
+from curlora.plan import load_plan
+
+PLAN = load_plan(protocol="domain")
+VS_CURLORA = "vs CURLoRA, same learning (Holm interval)"
+VS_LORA = "vs LoRA, same learning (Holm interval)"
+
+
+@pytest.fixture(scope="module")
+def peers():
+    return forgets_least(domain_study(), PLAN, replicates=200)
+
+
+def test_every_arm_against_both_references():
+    claims = peer_claims(["curlora", "lora", "lora-r1", "full"])
+    pairs = {(c.arm, c.against) for c in claims}
+    assert len(claims) == 6 and ("curlora", "lora") in pairs and ("lora", "curlora") in pairs
+    assert all(c.kind == "matched" and c.outcome == "ppl_ratio" for c in claims)
+
+
+def test_verdicts_follow_the_known_slopes(peers):
+    # SLOPES: Wikipedia nats gained per nat learned — CURLoRA 0.1, LoRA 1.0, full 2.0.
+    table = peers.table
+    assert list(table.index)[0] == "CURLoRA" and list(table.index)[-1] == "full fine-tuning"
+    assert table.loc["CURLoRA", VS_LORA].endswith("forgets less")
+    assert table.loc["full fine-tuning", VS_LORA].endswith("forgets more")
+    assert table.loc["full fine-tuning", VS_CURLORA].endswith("forgets more")
+    assert table.loc["CURLoRA", VS_CURLORA] == "—"
+    assert "Against LoRA — forgets less: CURLoRA" in peers.sentence
+    assert "6 comparisons" in peers.caption and "Exploratory" in peers.caption
+    assert "train step (ms)" not in table.columns
+
+
+def test_costs_shown_only_for_the_model_and_rank_they_timed(tmp_path):
+    rows = [
+        {"method": m, "median_s": s, "peak_mb": mb, "model": "smollm2-135m", "rank": 16}
+        for m, s, mb in (("curlora", 1.5, 800.0), ("lora", 1.6, 900.0), ("full", 2.5, 2000.0))
+    ]
+    ceiling = [{"method": "float32", "gflops": 74.2}]
+    path = tmp_path / "PEERS.json"
+    path.write_text(
+        json.dumps(
+            {
+                "groups": {
+                    "train step, smollm2-135m q/k/v r16, batch 8×64: the peers": rows,
+                    "matrix product 2048×2048 (this machine's arithmetic ceiling)": ceiling,
+                }
+            }
+        )
+    )
+    costs = bench_costs(path)
+    assert costs.costs["full"].step_ms == 2500 and costs.fp32_gflops == 74.2
+    study = domain_study()
+    table = forgets_least(study, PLAN, costs, replicates=50).table
+    assert table.loc["CURLoRA", "train step (ms)"] == "1500"
+    assert table.loc["LoRA r1", "peak memory (MiB)"] == "not benchmarked"
+    other = rows[0] | {"rank": 8}
+    path.write_text(json.dumps({"groups": {"x: the peers": [other]}}))
+    elsewhere = forgets_least(study, PLAN, bench_costs(path), replicates=50)
+    assert "train step (ms)" not in elsewhere.table.columns
+    assert "another model or rank" in elsewhere.caption
+    assert bench_costs(tmp_path / "absent.json") is None
+
+
+def test_a_study_with_nothing_to_compare_says_so():
+    runs = domain_study().runs
+    for kept in (("full",), ("curlora",), ("full", "lora-r1")):
+        alone = DomainStudy([r for r in runs if Arm.of_spec(r.spec, 16).name in kept], 16)
+        peers = forgets_least(alone, PLAN, replicates=20)
+        assert peers.sentence.startswith("Nothing to compare") and not peers.readings
+        assert len(peers.table) == len(kept)
+
+
+def test_markdown_section(peers):
+    text = peer_markdown(peers)
+    assert text.startswith("### Which method forgets least for the same learning")
+    assert "| full fine-tuning |" in text
+
+
+def test_the_findings_page_carries_the_table():
+    from synthetic_runs import synthetic_study
+
+    from curlora.findings import findings
+
+    found = findings(synthetic_study(0.0, 0.1), replicates=100)
+    assert "## Which method forgets least for the same learning" in found.page
+    assert "**Which method forgets least for the same learning** (exploratory)" in found.readme
+    assert {r.claim.key for r in found.readings} == {c.key for c in load_plan().claims}
