@@ -1,5 +1,5 @@
 """What a person does in a browser: open notebook 01 in Voilà, move a control, see CUR recompute;
-open notebooks 00 and 05 in JupyterLab, run them, and follow their explorers' prompts.
+open notebooks 00, 05 and 06 in JupyterLab, run them, and follow their explorers' prompts.
 
 Voilà and JupyterLab serve on 127.0.0.1 and run the notebooks in live kernels; Playwright (from
 PyPI) drives Debian's Chromium (``make setup`` installs it; Playwright cannot download browsers
@@ -111,20 +111,21 @@ def voila_notebook_01(tmp_path):
 
 @pytest.fixture
 def jupyterlab(tmp_path, monkeypatch):
-    """JupyterLab serving notebooks 00 and 05 (05 on the smoke profile's study, its runs
-    computed beforehand so the live kernel reads them from the cache)."""
+    """JupyterLab serving notebooks 00, 05 and 06 (05 and 06 on the smoke profile's studies,
+    their runs computed beforehand so the live kernel reads them from the cache)."""
     from curlora.experiment.profiles import PROFILES
 
     monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path / "results"))
     _parameterized("00_concepts", tmp_path, {})
-    smoke = {**PROFILES["smoke"]["05"], "figures_dir": str(tmp_path / "figures")}
-    _parameterized("05_sampling_ablation", tmp_path, smoke)
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "05_sampling_ablation.ipynb"),
-        str(tmp_path / "cache-run.ipynb"),
-        parameters={**smoke, "interactive": False},
-        progress_bar=False,
-    )
+    for name in ("05_sampling_ablation", "06_continued_training"):
+        smoke = {**PROFILES["smoke"][name[:2]], "figures_dir": str(tmp_path / "figures")}
+        _parameterized(name, tmp_path, smoke)
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / f"{name}.ipynb"),
+            str(tmp_path / f"cache-run-{name}.ipynb"),
+            parameters={**smoke, "interactive": False},
+            progress_bar=False,
+        )
     port = _free_port()
     command = [sys.executable, "-m", "jupyterlab", f"--port={port}", "--no-browser"]
     command += ["--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password="]
@@ -144,6 +145,20 @@ def _run_all(page, lab: str, notebook: str) -> None:
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def _redraws(page, act) -> None:
+    """Do ``act`` and wait until the last explorer figure is replaced by another."""
+    figure = page.locator(".widget-output img").last
+    figure.wait_for(timeout=120_000)
+    before = figure.get_attribute("src")
+    act()
+    page.wait_for_function(
+        "old => { const imgs = document.querySelectorAll('.widget-output img');"
+        " return imgs.length && imgs[imgs.length - 1].src !== old; }",
+        arg=before,
+        timeout=60_000,
+    )
 
 
 def test_jupyterlab_explorers_follow_their_prompts(jupyterlab):
@@ -178,21 +193,24 @@ def test_jupyterlab_explorers_follow_their_prompts(jupyterlab):
         _run_all(page, jupyterlab, "05_sampling_ablation.ipynb")
         outcome = page.locator(".widget-dropdown", has_text="outcome").locator("select")
         outcome.wait_for(timeout=240_000)
-        figure = page.locator(".widget-output img").last
-        figure.wait_for(timeout=60_000)
-        before = figure.get_attribute("src")
+        page.locator(".widget-output img").last.wait_for(timeout=60_000)
         text_before = page.locator(".widget-output").last.inner_text()
-        outcome.select_option(label=OUTCOMES["output_shift"].description)
-        page.wait_for_function(
-            "old => { const imgs = document.querySelectorAll('.widget-output img');"
-            " return imgs.length && imgs[imgs.length - 1].src !== old; }",
-            arg=before,
-            timeout=60_000,
-        )
+        _redraws(page, lambda: outcome.select_option(label=OUTCOMES["output_shift"].description))
         text_after = page.locator(".widget-output").last.inner_text()
         page.locator(".widget-output").last.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "05_explorer_output_shift.png"), full_page=False)
+        # Notebook 06's prompt: "show CURLoRA and LoRA alone … then switch learning to the
+        # evaluation files" — each change redraws the two-axis frontier.
+        _run_all(page, jupyterlab, "06_continued_training.ipynb")
+        arms = page.locator(".widget-select-multiple", has_text="arms").locator("select")
+        arms.wait_for(timeout=240_000)
+        _redraws(page, lambda: arms.select_option(["curlora", "lora"]))
+        shown = arms.evaluate("s => [...s.selectedOptions].map(o => o.value)")
+        _redraws(page, lambda: page.get_by_role("button", name="evaluation", exact=True).click())
+        page.locator(".widget-output").last.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "06_explorer_curlora_lora_eval.png"), full_page=False)
         browser.close()
+    assert shown == ["curlora", "lora"]
     assert "CURLoRA vs CURLoRA (norm sampling)" in text_before and "at one rate" in text_before
     assert text_after != text_before and "output shift" in text_after
 
