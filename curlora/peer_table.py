@@ -87,7 +87,8 @@ def bench_costs(path: str | Path) -> BenchCosts | None:
 
 
 def peer_claims(arms: list[str]) -> tuple[Claim, ...]:
-    """Each arm against each reference arm the study ran, at matched plasticity."""
+    """Each arm against each reference arm the study ran, at matched plasticity; the two
+    references against each other once (CURLoRA minus LoRA, as the registered claim reads)."""
     return tuple(
         Claim(
             key=f"{arm}-vs-{ref}-peer",
@@ -101,8 +102,41 @@ def peer_claims(arms: list[str]) -> tuple[Claim, ...]:
         for ref in REFERENCES
         if ref in arms
         for arm in arms
-        if arm != ref
+        if arm != ref and not (arm in REFERENCES and REFERENCES.index(arm) > REFERENCES.index(ref))
     )
+
+
+#: A verdict read from the other arm's side.
+_MIRROR = {"holds": "contradicted", "contradicted": "holds", "undecided": "undecided"}
+
+
+@dataclass(frozen=True)
+class Side:
+    """One arm minus one reference at matched learning, whichever way the family read it."""
+
+    value: float
+    lo: float  # at the comparison's Holm step's level
+    hi: float
+    verdict: str
+    reason: str = ""  # why there is no estimate
+
+    @classmethod
+    def of(cls, by_pair: dict[tuple[str, str], Reading], arm: str, ref: str) -> Side | None:
+        """``arm`` minus ``ref``: read directly, or as the negated ``ref`` minus ``arm``."""
+        sign, r = (
+            (1, by_pair.get((arm, ref))) if (arm, ref) in by_pair else (-1, by_pair.get((ref, arm)))
+        )
+        if r is None:
+            return None
+        if not r.readable:
+            return cls(math.nan, math.nan, math.nan, "undecided", r.reason or "no estimate")
+        lo, hi = sorted(sign * v for v in r.interval(adjusted=True))
+        verdict = r.verdict if sign == 1 else _MIRROR[r.verdict]
+        return cls(sign * r.estimate.value, lo, hi, verdict)
+
+    @property
+    def readable(self) -> bool:
+        return math.isfinite(self.value)
 
 
 @dataclass(frozen=True)
@@ -128,14 +162,14 @@ def _operating(cells, arm: str) -> tuple[float, float, float]:
     return lr, float(means.x(arm, lr)[0]), float(means.outcome(OUTCOME, arm, lr)[0])
 
 
-def _cell(r: Reading | None) -> str:
-    if r is None:
+def _cell(side: Side | None) -> str:
+    if side is None:
         return "—"
-    if not r.readable:
-        return f"not read: {r.reason or 'no estimate'}"
+    if not side.readable:
+        return f"not read: {side.reason}"
     return (
-        f"{value_text(OUTCOME, r.estimate.value)} ({range_text(OUTCOME, *r.interval(True))}): "
-        f"{WORDS[r.verdict]}"
+        f"{value_text(OUTCOME, side.value)} ({range_text(OUTCOME, side.lo, side.hi)}): "
+        f"{WORDS[side.verdict]}"
     )
 
 
@@ -172,18 +206,15 @@ def forgets_least(
         }
         for ref in refs:
             row[f"vs {Arm.parse(ref).display}, same learning (Holm interval)"] = (
-                "—" if arm == ref else _cell(by_pair.get((arm, ref)))
+                "—" if arm == ref else _cell(Side.of(by_pair, arm, ref))
             )
         if costs is not None:
             cost = costs.costs.get(arm)
             row["train step (ms)"] = f"{cost.step_ms:.0f}" if cost else "not benchmarked"
             row["peak memory (MiB)"] = f"{cost.peak_mib:.0f}" if cost else "not benchmarked"
         rows.append(row)
-        first = by_pair.get((arm, refs[0])) if refs else None
-        readable = first is not None and first.readable
-        order.append(
-            0.0 if refs and arm == refs[0] else first.estimate.value if readable else np.inf
-        )
+        first = Side.of(by_pair, arm, refs[0]) if refs and arm != refs[0] else None
+        order.append(0.0 if first is None else first.value if first.readable else np.inf)
     table = pd.DataFrame([rows[k] for k in np.argsort(order, kind="stable")]).set_index("arm")
     caption = _caption(plan, readings, costs)
     if other:
@@ -191,12 +222,12 @@ def forgets_least(
             " No train-step costs: the benchmark timed another model or rank than these runs' "
             f"(`{spec.model}`, r{spec.rank})."
         )
-    return PeerTable(table, _sentence(readings, refs), caption, tuple(readings))
+    return PeerTable(table, _sentence(by_pair, arms, refs), caption, tuple(readings))
 
 
-def _sentence(readings: list[Reading], refs: list[str]) -> str:
+def _sentence(by_pair: dict[tuple[str, str], Reading], arms: list[str], refs: list[str]) -> str:
     """Which arms forgot less or more than each reference at the same learning, in words."""
-    if not readings:
+    if not by_pair:
         return (
             "Nothing to compare: the table compares every method with "
             f"{' and '.join(Arm.parse(r).display for r in REFERENCES)} at the same learning, "
@@ -205,12 +236,12 @@ def _sentence(readings: list[Reading], refs: list[str]) -> str:
         )
     parts = []
     for ref in refs:
-        mine = [r for r in readings if r.claim.against == ref]
+        sides = {arm: Side.of(by_pair, arm, ref) for arm in arms if arm != ref}
         groups = {
-            word: [Arm.parse(r.claim.arm).display for r in mine if r.verdict == verdict]
+            word: [Arm.parse(a).display for a, side in sides.items() if side.verdict == verdict]
             for verdict, word in WORDS.items()
         }
-        unread = [Arm.parse(r.claim.arm).display for r in mine if not r.readable]
+        unread = [Arm.parse(a).display for a, side in sides.items() if not side.readable]
         said = [f"{word}: {', '.join(names)}" for word, names in groups.items() if names]
         text = f"Against {Arm.parse(ref).display} — " + "; ".join(said)
         if unread:
@@ -227,7 +258,8 @@ def _caption(plan: AnalysisPlan, readings: list[Reading], costs: BenchCosts | No
         f"matched learning: the difference in perplexity ratio on held-out Wikipedia, with its "
         f"interval at its Holm step's level. Exploratory — the registered plan does not name "
         f"these comparisons — so they are Holm-adjusted as a family of their own ({n} "
-        f"comparisons, α = {plan.familywise_alpha:g}); a row's verdict says what its arm does."
+        f"comparisons, α = {plan.familywise_alpha:g}; CURLoRA against LoRA is read once and "
+        f"shown from both sides); a row's verdict says what its arm does."
     )
     if costs is not None:
         text += (

@@ -26,7 +26,8 @@ def peers():
 def test_every_arm_against_both_references():
     claims = peer_claims(["curlora", "lora", "lora-r1", "full"])
     pairs = {(c.arm, c.against) for c in claims}
-    assert len(claims) == 6 and ("curlora", "lora") in pairs and ("lora", "curlora") in pairs
+    # CURLoRA against LoRA once (as the registered claim reads), not again the other way.
+    assert len(claims) == 5 and ("curlora", "lora") in pairs and ("lora", "curlora") not in pairs
     assert all(c.kind == "matched" and c.outcome == "ppl_ratio" for c in claims)
 
 
@@ -38,8 +39,14 @@ def test_verdicts_follow_the_known_slopes(peers):
     assert table.loc["full fine-tuning", VS_LORA].endswith("forgets more")
     assert table.loc["full fine-tuning", VS_CURLORA].endswith("forgets more")
     assert table.loc["CURLoRA", VS_CURLORA] == "—"
+    # LoRA's row shows the same comparison from its side: negated, its verdict mirrored.
+    assert table.loc["LoRA", VS_CURLORA].endswith("forgets more")
+    mine, theirs = (
+        table.loc[a, c].split(" (")[0] for a, c in (("CURLoRA", VS_LORA), ("LoRA", VS_CURLORA))
+    )
+    assert mine.startswith("−") and not theirs.startswith("−")
     assert "Against LoRA — forgets less: CURLoRA" in peers.sentence
-    assert "6 comparisons" in peers.caption and "Exploratory" in peers.caption
+    assert "5 comparisons" in peers.caption and "Exploratory" in peers.caption
     assert "train step (ms)" not in table.columns
 
 
