@@ -62,7 +62,7 @@ def domain_section(
         for c in plan.claims
         if all(a in cells[0].rates for a in c.arms())
     }
-    peers = forgets_least(study, plan, costs, replicates)
+    peers = forgets_least(study, plan, costs, replicates, readings)
     domain = study.runs[0].spec.domain
     title = f"Protocol 2: continued training on `{domain}`"
     spec = study.runs[0].spec

@@ -413,7 +413,7 @@ def findings(
         for study in studies
         for arm in study.arms
     }
-    peers = forgets_least(main, plan, costs, replicates)
+    peers = forgets_least(main, plan, costs, replicates, readings)
     parts = [
         decision_box(readings, robust, trainable=trainable),
         "",

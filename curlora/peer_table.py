@@ -20,7 +20,7 @@ import pandas as pd
 
 from curlora.arms import Arm
 from curlora.bootstrap import identity
-from curlora.claim_text import plasticity_label, range_text, value_text
+from curlora.claim_text import level_text, plasticity_label, range_text, value_text
 from curlora.claims import Reading, read_claims, study_cells
 from curlora.domain_study import DomainStudy
 from curlora.matching import Means
@@ -36,7 +36,7 @@ OUTCOME = "ppl_ratio"
 WORDS = {
     "holds": "forgets less",
     "contradicted": "forgets more",
-    "undecided": "no difference shown",
+    "undecided": "undecided",
 }
 #: How the benchmark names its group of every method side by side.
 BENCH_GROUP = "the peers"
@@ -77,6 +77,8 @@ def bench_costs(path: str | Path) -> BenchCosts | None:
         return None
     ceiling = [r for rows in groups.values() for r in rows if r.get("method") == "float32"]
     rows = groups[title]
+    if not rows:
+        return None
     return BenchCosts(
         {r["method"]: Cost(1000 * r["median_s"], r["peak_mb"]) for r in rows},
         title,
@@ -117,22 +119,35 @@ class Side:
     value: float
     lo: float  # at the comparison's Holm step's level
     hi: float
+    level: float
     verdict: str
     reason: str = ""  # why there is no estimate
+    registered: bool = False  # the registered plan's own reading, not the exploratory family's
 
     @classmethod
-    def of(cls, by_pair: dict[tuple[str, str], Reading], arm: str, ref: str) -> Side | None:
-        """``arm`` minus ``ref``: read directly, or as the negated ``ref`` minus ``arm``."""
+    def of(
+        cls,
+        by_pair: dict[tuple[str, str], Reading],
+        arm: str,
+        ref: str,
+        registered: set = frozenset(),
+    ) -> Side | None:
+        """``arm`` minus ``ref``: read directly, or as the negated ``ref`` minus ``arm``
+        (``registered``: the claim keys of the plan's own readings)."""
         sign, r = (
             (1, by_pair.get((arm, ref))) if (arm, ref) in by_pair else (-1, by_pair.get((ref, arm)))
         )
         if r is None:
             return None
         if not r.readable:
-            return cls(math.nan, math.nan, math.nan, "undecided", r.reason or "no estimate")
+            return cls(
+                math.nan, math.nan, math.nan, math.nan, "undecided", r.reason or "no estimate"
+            )
         lo, hi = sorted(sign * v for v in r.interval(adjusted=True))
         verdict = r.verdict if sign == 1 else _MIRROR[r.verdict]
-        return cls(sign * r.estimate.value, lo, hi, verdict)
+        return cls(
+            sign * r.estimate.value, lo, hi, r.level, verdict, registered=r.claim.key in registered
+        )
 
     @property
     def readable(self) -> bool:
@@ -151,12 +166,35 @@ class PeerTable:
 
 def _compared(arms: list[str]) -> list[str]:
     """The arms a table lists: every adapter (head-only learns nothing beyond itself)."""
-    return [a for a in arms if a != "head-only"]
+    compared = [a for a in arms if a != "head-only"]
+    if not compared:
+        raise ValueError(
+            "The study has no adapter arm (only head-only); the table compares methods that "
+            "adapt the model. Add e.g. curlora and lora to the arms."
+        )
+    return compared
+
+
+def _registered(readings, arms: list[str]) -> list[Reading]:
+    """The plan's own readings of matched comparisons on this table's outcome among ``arms``."""
+    return [
+        r
+        for r in readings
+        if r.claim.kind == "matched"
+        and r.claim.outcome == OUTCOME
+        and r.claim.arm in arms
+        and r.claim.against in arms
+    ]
 
 
 def _operating(cells, arm: str) -> tuple[float, float, float]:
     """(rate, plasticity, log perplexity ratio) at the arm's operating rate, as observed."""
     means = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
+    if not any(np.isfinite(means.score(arm, lr)[0]) for lr in cells.rates[arm]):
+        raise ValueError(
+            f"{arm} has no validation score at any rate, so no operating rate can be chosen; "
+            "run it with val_size > 0 (the domain protocol: with validation files)."
+        )
     k = int(means.operating_rate(arm)[0])
     lr = cells.rates[arm][k]
     return lr, float(means.x(arm, lr)[0]), float(means.outcome(OUTCOME, arm, lr)[0])
@@ -167,9 +205,10 @@ def _cell(side: Side | None) -> str:
         return "—"
     if not side.readable:
         return f"not read: {side.reason}"
+    source = "; the registered claim" if side.registered else ""
     return (
-        f"{value_text(OUTCOME, side.value)} ({range_text(OUTCOME, side.lo, side.hi)}): "
-        f"{WORDS[side.verdict]}"
+        f"{value_text(OUTCOME, side.value)} ({range_text(OUTCOME, side.lo, side.hi)} at "
+        f"{level_text(side.level)}{source}): {WORDS[side.verdict]}"
     )
 
 
@@ -178,18 +217,31 @@ def forgets_least(
     plan: AnalysisPlan,
     costs: BenchCosts | None = None,
     replicates: int | None = None,
+    registered: list[Reading] | None = None,
 ) -> PeerTable:
     """Every adapter arm of ``study`` at matched plasticity against CURLoRA and LoRA, ordered
-    from the arm that forgets least against the first reference the study ran."""
+    by verdict against the first reference the study ran, then by estimate. A comparison the
+    plan registers shows its registered reading (``registered``: the plan's readings of this
+    study, read here when not given) and stays out of the exploratory family."""
     arms = _compared(study.arms)
-    claims = peer_claims(arms)
     cells = study_cells(study, plan)
+    if registered is None:
+        registered = read_claims([study], plan, replicates, [cells])
+    own = _registered(registered, arms)
+    taken = {frozenset(r.claim.arms()) for r in own}
+    claims = tuple(c for c in peer_claims(arms) if frozenset(c.arms()) not in taken)
     family = replace(plan, claims=claims)
     readings = read_claims([study], family, replicates, [cells]) if claims else []
-    by_pair = {(r.claim.arm, r.claim.against): r for r in readings}
+    by_pair = {(r.claim.arm, r.claim.against): r for r in [*own, *readings]}
+    keys = {r.claim.key for r in own}
     refs = [ref for ref in REFERENCES if ref in arms]
     label, scale = plasticity_label(cells)
-    spec = study.runs[0].spec
+    # The benchmark timed the base rank: read it off an arm run at the study's own rank.
+    spec = next(
+        r.spec
+        for r in study.runs
+        if r.spec.method != "head-only" and Arm.of_spec(r.spec, study.base_rank).rank is None
+    )
     # Costs timed on another model or rank would mislead; the caption says why they are absent.
     other = costs is not None and not costs.fits(spec)
     costs = None if other else costs
@@ -206,7 +258,7 @@ def forgets_least(
         }
         for ref in refs:
             row[f"vs {Arm.parse(ref).display}, same learning (Holm interval)"] = (
-                "—" if arm == ref else _cell(Side.of(by_pair, arm, ref))
+                "—" if arm == ref else _cell(Side.of(by_pair, arm, ref, keys))
             )
         if costs is not None:
             cost = costs.costs.get(arm)
@@ -214,15 +266,23 @@ def forgets_least(
             row["peak memory (MiB)"] = f"{cost.peak_mib:.0f}" if cost else "not benchmarked"
         rows.append(row)
         first = Side.of(by_pair, arm, refs[0]) if refs and arm != refs[0] else None
-        order.append(0.0 if first is None else first.value if first.readable else np.inf)
-    table = pd.DataFrame([rows[k] for k in np.argsort(order, kind="stable")]).set_index("arm")
-    caption = _caption(plan, readings, costs)
+        if first is None or not first.readable:
+            order.append((1, 0.0) if first is None else (3, 0.0))
+        else:
+            order.append((_RANK[first.verdict], first.value))
+    ranked = sorted(range(len(rows)), key=lambda k: order[k])
+    table = pd.DataFrame([rows[k] for k in ranked]).set_index("arm")
+    caption = _caption(plan, readings, costs, refs, len(own))
     if other:
         caption += (
             " No train-step costs: the benchmark timed another model or rank than these runs' "
             f"(`{spec.model}`, r{spec.rank})."
         )
     return PeerTable(table, _sentence(by_pair, arms, refs), caption, tuple(readings))
+
+
+#: Rows in order of their verdict against the first reference, then of the estimate.
+_RANK = {"holds": 0, "undecided": 1, "contradicted": 2}
 
 
 def _sentence(by_pair: dict[tuple[str, str], Reading], arms: list[str], refs: list[str]) -> str:
@@ -238,29 +298,45 @@ def _sentence(by_pair: dict[tuple[str, str], Reading], arms: list[str], refs: li
     for ref in refs:
         sides = {arm: Side.of(by_pair, arm, ref) for arm in arms if arm != ref}
         groups = {
-            word: [Arm.parse(a).display for a, side in sides.items() if side.verdict == verdict]
+            word: [
+                Arm.parse(a).display
+                for a, side in sides.items()
+                if side.readable and side.verdict == verdict
+            ]
             for verdict, word in WORDS.items()
         }
-        unread = [Arm.parse(a).display for a, side in sides.items() if not side.readable]
+        groups["not comparable at matched learning"] = [
+            Arm.parse(a).display for a, side in sides.items() if not side.readable
+        ]
         said = [f"{word}: {', '.join(names)}" for word, names in groups.items() if names]
-        text = f"Against {Arm.parse(ref).display} — " + "; ".join(said)
-        if unread:
-            text += f" (of which not comparable at matched learning: {', '.join(unread)})"
-        parts.append(text + ".")
+        parts.append(f"Against {Arm.parse(ref).display} — " + "; ".join(said) + ".")
     return " ".join(parts)
 
 
-def _caption(plan: AnalysisPlan, readings: list[Reading], costs: BenchCosts | None) -> str:
+def _caption(
+    plan: AnalysisPlan,
+    readings: list[Reading],
+    costs: BenchCosts | None,
+    refs: list[str],
+    registered: int,
+) -> str:
     """How the table was made, stated from its own inputs."""
     n = sum(math.isfinite(r.p) for r in readings)
     text = (
-        "Each arm at its operating rate (chosen on validation), and against each reference at "
-        f"matched learning: the difference in perplexity ratio on held-out Wikipedia, with its "
-        f"interval at its Holm step's level. Exploratory — the registered plan does not name "
-        f"these comparisons — so they are Holm-adjusted as a family of their own ({n} "
-        f"comparisons, α = {plan.familywise_alpha:g}; CURLoRA against LoRA is read once and "
-        f"shown from both sides); a row's verdict says what its arm does."
+        "Each arm at its operating rate (chosen on validation, all its seeds), and against each "
+        "reference at matched learning over the learning both reach (the seeds that ran both "
+        "arms): the difference in perplexity ratio on held-out Wikipedia, with its interval at "
+        "the level of its Holm step. A pair the registered plan names shows the plan's own "
+        f"reading ({registered} here, marked). The others are exploratory, Holm-adjusted as a "
+        f"family of their own ({n} comparison{'s' if n != 1 else ''}, α = {plan.familywise_alpha:g}). Each pair is "
+        "read once and shown on both arms' rows, negated on the second. A row's verdict is about "
+        "its own arm; *undecided* means Holm did not reject, whatever the interval shows."
     )
+    if refs:
+        text += (
+            f" Rows are ordered by their verdict against {Arm.parse(refs[0]).display}, then by "
+            "the estimate: among undecided rows the order is not a ranking."
+        )
     if costs is not None:
         text += (
             f' Train step and peak memory: `make bench`\'s group "{costs.title}" (fp32; the '

@@ -2,9 +2,10 @@
 2's plan share (same kind, arms and outcome), each protocol's verdict side by side, and a
 sentence that says where the verdicts differ.
 
-The two protocols measure learning differently (a new head's classification accuracy against
-next-token NLL on a domain), so a verdict that holds under one and not the other is a finding
-about the regime, and the page says so rather than reporting either alone.
+"Same question" means the same claim fields; the estimands still differ, since the protocols
+measure learning differently (a new head's classification accuracy against next-token NLL on a
+domain) and run different seeds and Holm families. So only opposite decided verdicts are a
+disagreement; a verdict decided under one protocol alone may be a difference in power.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def _question(r: Reading) -> tuple:
 def shared_claims(paper: list[Reading], domain: list[Reading]) -> list[tuple[Reading, Reading]]:
     """Pairs of readings, one per protocol, that ask the same question."""
     theirs = {_question(r): r for r in domain}
+    if len(theirs) != len(domain):
+        raise ValueError(
+            "Two of protocol 2's claims ask the same question (same kind, arms, outcome and "
+            "threshold); a plan's claims must differ for its verdicts to be paired."
+        )
     return [(r, theirs[_question(r)]) for r in paper if _question(r) in theirs]
 
 
@@ -41,6 +47,15 @@ def _verdict_text(r: Reading) -> str:
     )
 
 
+def agreement(paper: Reading, domain: Reading) -> str:
+    """'same', 'decided in one only' or 'opposite' (holds under one, contradicted under the other)."""
+    if paper.verdict == domain.verdict:
+        return "same"
+    if "undecided" in (paper.verdict, domain.verdict):
+        return "decided in one only"
+    return "**opposite**"
+
+
 def agreement_table(pairs: list[tuple[Reading, Reading]]) -> pd.DataFrame:
     """Each shared question with each protocol's verdict and whether they agree."""
     table = pd.DataFrame(
@@ -49,7 +64,7 @@ def agreement_table(pairs: list[tuple[Reading, Reading]]) -> pd.DataFrame:
                 "question": paper.claim.statement,
                 PROTOCOLS[0]: _verdict_text(paper),
                 PROTOCOLS[1]: _verdict_text(domain),
-                "same verdict": "yes" if paper.verdict == domain.verdict else "**no**",
+                "agreement": agreement(paper, domain),
             }
             for paper, domain in pairs
         ]
@@ -68,13 +83,16 @@ def agreement_sentence(pairs: list[tuple[Reading, Reading]]) -> str:
             "plans share."
         )
     named = "; ".join(
-        f"“{p.claim.statement}” ({PROTOCOLS[0]}: {p.verdict}; {PROTOCOLS[1]}: {d.verdict})"
+        f"“{p.claim.statement}” ({PROTOCOLS[0]}: {p.verdict}; {PROTOCOLS[1]}: {d.verdict}; "
+        f"{agreement(p, d).strip('*')})"
         for p, d in differ
     )
     return (
-        f"**The protocols differ on {len(differ)} of the {len(pairs)} questions their plans "
-        f"share**: {named}. Each verdict stands for its own protocol: one measures learning as a "
-        "new head's accuracy on classification tasks, the other as next-token NLL on a domain."
+        f"**The protocols' verdicts differ on {len(differ)} of the {len(pairs)} questions their "
+        f"plans share**: {named}. Each verdict stands for its own protocol: one measures learning "
+        "as a new head's accuracy on classification tasks, the other as next-token NLL on a "
+        "domain, with their own seeds and Holm families; a verdict decided in one protocol only "
+        "may reflect its power, opposite decided verdicts do not."
     )
 
 
@@ -84,7 +102,9 @@ def agreement_markdown(pairs: list[tuple[Reading, Reading]]) -> str:
     if pairs:
         lines += [
             "Each protocol's registered verdict, with its interval at its Holm step's level "
-            "(each plan is its own Holm family):",
+            "(each plan is its own Holm family). The questions match claim by claim; what "
+            "learning means differs between the protocols, so the estimates are not one "
+            "quantity measured twice:",
             "",
             markdown_table(agreement_table(pairs)),
             "",

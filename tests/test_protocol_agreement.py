@@ -59,11 +59,18 @@ def test_a_verdict_that_differs_is_named(domain_readings):
     paper = as_paper(domain_readings, {"curlora-vs-lora-ppl": "undecided"})
     pairs = shared_claims(paper, domain_readings)
     sentence = agreement_sentence(pairs)
-    assert sentence.startswith("**The protocols differ on 1 of the 3 questions")
+    assert sentence.startswith("**The protocols' verdicts differ on 1 of the 3 questions")
     assert "CURLoRA's perplexity rises less than LoRA's" in sentence
-    assert "the paper's protocol: undecided; continued training (protocol 2): holds" in sentence
+    assert (
+        "the paper's protocol: undecided; continued training (protocol 2): holds; decided in one "
+        "only" in sentence
+    )
     table = agreement_table(pairs)
-    assert list(table["same verdict"]) == ["yes", "**no**", "yes"]
+    assert list(table["agreement"]) == ["same", "decided in one only", "same"]
+    opposite = shared_claims(
+        as_paper(domain_readings, {"curlora-vs-lora-ppl": "contradicted"}), domain_readings
+    )
+    assert list(agreement_table(opposite)["agreement"]) == ["same", "**opposite**", "same"]
     assert table.iloc[1, 1].startswith("holds: ")
     assert "## The same questions under both protocols" in agreement_markdown(pairs)
 
