@@ -112,7 +112,8 @@ def domain_section(
             "",
             decision_box(readings, robust, page, trainable),
             "",
-            f"**Which method forgets least for the same learning** (exploratory): {peers.sentence}",
+            "**Which method forgets least for the same learning** (pairs the plan names as "
+            f"registered, the rest exploratory): {peers.sentence}",
         ]
     )
     return Findings(page_text + "\n", readme + "\n", tuple(readings))

@@ -469,7 +469,8 @@ def findings(
         "",
         plan_line(plan, cells),
         "",
-        f"**Which method forgets least for the same learning** (exploratory): {peers.sentence}",
+        "**Which method forgets least for the same learning** (pairs the plan names as "
+        f"registered, the rest exploratory): {peers.sentence}",
         "",
         f"Read from {len({(r.spec.label(), r.spec.tasks) for st in studies for r in st.runs})} "
         "runs: "

@@ -107,5 +107,5 @@ def test_the_findings_page_carries_the_table():
 
     found = findings(synthetic_study(0.0, 0.1), replicates=100)
     assert "## Which method forgets least for the same learning" in found.page
-    assert "**Which method forgets least for the same learning** (exploratory)" in found.readme
+    assert "**Which method forgets least for the same learning** (pairs the plan" in found.readme
     assert {r.claim.key for r in found.readings} == {c.key for c in load_plan().claims}
