@@ -187,9 +187,9 @@ def _registered(readings, arms: list[str]) -> list[Reading]:
     ]
 
 
-def _operating(cells, arm: str) -> tuple[float, float, float]:
-    """(rate, plasticity, log perplexity ratio) at the arm's operating rate, as observed."""
-    means = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
+def _operating(cells, means: Means, arm: str) -> tuple[float, float, float]:
+    """(rate, plasticity, log perplexity ratio) at the arm's operating rate, as observed
+    (``means``: the cells' means over the data as observed, shared by every arm)."""
     if not any(np.isfinite(means.score(arm, lr)[0]) for lr in cells.rates[arm]):
         raise ValueError(
             f"{arm} has no validation score at any rate, so no operating rate can be chosen; "
@@ -245,9 +245,10 @@ def forgets_least(
     # Costs timed on another model or rank would mislead; the caption says why they are absent.
     other = costs is not None and not costs.fits(spec)
     costs = None if other else costs
+    observed = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
     rows, order = [], []
     for arm in arms:
-        lr, x, y = _operating(cells, arm)
+        lr, x, y = _operating(cells, observed, arm)
         runs = study.runs_of(arm, lr)
         row = {
             "arm": Arm.parse(arm).display,
