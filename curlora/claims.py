@@ -167,11 +167,6 @@ def read_claims(
     return out
 
 
-def deviations(studies: Sequence[Study | DomainStudy], plan: AnalysisPlan) -> list[str]:
-    """Where the runs forced the analysis away from the plan (each stated once)."""
-    return list(dict.fromkeys(d for s in studies for d in study_cells(s, plan).deviations))
-
-
 @dataclass(frozen=True)
 class Robustness:
     """Each claim's verdict with each seed, and each task order, left out in turn."""

@@ -167,6 +167,7 @@ def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
         axis=cells.axis,
         selection=cells.selection,
         deviations=cells.deviations,
+        design=cells.design,
         forgetting_tasks=cells.forgetting_tasks,
         x_label=cells.x_label,
     )

@@ -226,9 +226,11 @@ def test_runs_off_the_plans_design_are_named_as_deviations():
     ]
     assert DomainStudy(runs, base_rank=d["rank"]).deviations(plan) == ()
     off = _study()
-    found = off.cells(plan).deviations
-    assert any(text.startswith("seeds [0, 1, 2, 3, 4]") for text in found)
-    assert "Deviations: seeds" in domain_section(off, replicates=50).page
+    found = off.cells(plan).design
+    assert any(text.startswith("seeds 0–4 (the plan") for text in found)
+    assert (
+        "The runs read are not the plan's design: seeds" in domain_section(off, replicates=50).page
+    )
     # There is no task order to leave out: the study stays whole.
     assert off.without(order=("any",)) is off and len(off.without(seed=0).seeds) == 4
 

@@ -256,3 +256,24 @@ def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monke
     table = tables.operating_table(study)
     shown = table.loc["CURLoRA", "ACC (over seeds, 6 task orders)"]
     assert float(shown.split()[0]) == pytest.approx(expected, abs=5e-4)
+
+
+def test_the_plan_line_names_design_differences_once_and_per_study():
+    import dataclasses
+
+    from curlora.cells import cells_of
+
+    plan = load_plan()
+    cells = cells_of(synthetic_study(0.0, 0.0), plan)
+    main = dataclasses.replace(cells, design=("train_size 200 (the plan's: 600)", "seeds A"))
+    other = dataclasses.replace(
+        cells, rates={"curlora": (1e-3,)}, design=("train_size 200 (the plan's: 600)", "seeds B")
+    )
+    line = findings.plan_line(plan, [main, other])
+    assert line.count("train_size 200") == 1
+    assert "not the plan's design: train_size 200 (the plan's: 600). " in line
+    assert "Runs of CURLoRA, LoRA and head-only: seeds A. Runs of CURLoRA: seeds B." in line
+    # The analysis deviations these (old-style) runs force are listed apart.
+    assert line.index("not the plan's design") < line.index("Deviations from its analysis")
+    on_design = dataclasses.replace(cells, design=(), deviations=())
+    assert "No deviation." in findings.plan_line(plan, [on_design])
