@@ -10,13 +10,12 @@ the plan's, so a page can state each deviation.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from curlora.arms import Arm
+from curlora.design_check import DesignCheck, paper_check
 from curlora.experiment.results import Results
 from curlora.outcomes import outcome
 from curlora.plan import AnalysisPlan
@@ -44,8 +43,8 @@ class Cells:
     selection: str  # the selection rule applied
     #: Where the analysis had to leave the plan's rules (axis, selection), as phrases.
     deviations: tuple[str, ...] = field(default=())
-    #: Where the runs read differ from the plan's design (settings, orders, seeds, rates).
-    design: tuple[str, ...] = field(default=())
+    #: How the runs read stand against the plan's design (settings, orders, seeds, rates).
+    design: DesignCheck = field(default=DesignCheck())
     #: The earlier tasks the forgetting outcome averages over (every task not trained last).
     forgetting_tasks: tuple[str, ...] = ()
     #: How a reader names the plasticity axis, where it is not a gain over head-only.
@@ -97,85 +96,6 @@ def _windows(run: Results) -> tuple[np.ndarray, np.ndarray]:
     first = np.asarray(nll.iloc[0], dtype=float).reshape(-1, 2)
     last = np.asarray(nll.iloc[-1], dtype=float).reshape(-1, 2)
     return last[:, 0] - first[:, 0], first[:, 1]
-
-
-#: Spec fields an arm or the grid sets per run: the others are the design, compared with the plan's.
-_PER_RUN = ("method", "sampling", "lr", "seed", "tasks")
-
-
-def rates_text(rates) -> str:
-    """Learning rates as a page lists them."""
-    return ", ".join(f"{lr:g}" for lr in rates)
-
-
-def setting_text(name: str, value, planned) -> str:
-    """One setting that differs from the plan's, as a page names it."""
-
-    def shown(v):
-        return "none" if v is None else v
-
-    return f"{name} {shown(value)} (the plan's: {shown(planned)})"
-
-
-def seed_text(seeds) -> str:
-    """Seeds as a reader scans them: a run of consecutive seeds as a range (0–4)."""
-    seeds = sorted(seeds)
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}–{seeds[-1]}"
-    return ", ".join(map(str, seeds))
-
-
-def design_deviations(study: Study, plan: AnalysisPlan) -> tuple[str, ...]:
-    """Where a study's runs differ from the plan's design (each a phrase a page can print):
-    settings, task orders, seeds and rates, so a reading off the registered runs says so."""
-    from curlora.experiment.presets import PRESETS
-
-    d = plan.design
-    if "preset" not in d:  # a plan with no design of the paper's protocol (a test's)
-        return ()
-    paper = tuple(d["tasks"])
-    planned = PRESETS[d["preset"]].replace(model=d["model"], tasks=paper, rank=d["rank"])
-    # A base-rank adapter's run carries the study's rank (rank-1 LoRA's and head-only's do not).
-    base = [
-        r
-        for r in study.runs
-        if r.spec.method != "head-only" and Arm.of_spec(r.spec, study.base_rank).rank is None
-    ]
-    spec = (base or study.runs)[0].spec
-    per_run = _PER_RUN if base else (*_PER_RUN, "rank")
-    out = [
-        setting_text(f.name, getattr(spec, f.name), getattr(planned, f.name))
-        for f in dataclasses.fields(spec)
-        if f.name not in per_run and getattr(spec, f.name) != getattr(planned, f.name)
-    ]
-    orders = study.orders
-    reverse = orders == [paper[::-1]]
-    if set(t for o in orders for t in o) != set(paper):
-        out.append(
-            f"tasks {', '.join(dict.fromkeys(t for o in orders for t in o))} "
-            f"(the plan's: {', '.join(paper)})"
-        )
-    elif orders != [paper] and not reverse:
-        out.append(
-            f"{len(orders)} task orders, averaged within each seed (the plan's headline reads "
-            "the paper's order alone)"
-        )
-    main_only = set(d["main_arms"]) - set(d["ablation_arms"])
-    key = (
-        "reverse_order_seeds"
-        if reverse
-        else "paper_order_seeds"
-        if main_only & set(study.arms)
-        else "ablation_seeds"
-    )
-    if study.seeds != sorted(d[key]):
-        out.append(f"seeds {seed_text(study.seeds)} (the plan's: {seed_text(d[key])})")
-    out += [
-        f"{arm} at rates {rates_text(study.rates(arm))} (the plan's: {rates_text(sorted(rates))})"
-        for arm, rates in d["rates"].items()
-        if arm in study.arms and study.rates(arm) != sorted(rates)
-    ]
-    return tuple(out)
 
 
 def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
@@ -258,6 +178,6 @@ def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
         axis=axis,
         selection=selection,
         deviations=tuple(deviations),
-        design=design_deviations(study, plan),
+        design=paper_check(study, plan),
         forgetting_tasks=forgettable,
     )

@@ -9,13 +9,16 @@ import pandas as pd
 from curlora.claim_text import claims_table, decision_box, robustness_table
 from curlora.claims import read_claims, robustness, seed_t_interval
 from curlora.domain_study import DomainStudy
-from curlora.findings import Findings, claim_section, plan_line
+from curlora.findings import Findings, claim_section
 from curlora.peer_table import BenchCosts, forgets_least, peer_markdown
 from curlora.plan import AnalysisPlan, load_plan
+from curlora.plan_text import plan_brief, plan_line
 from curlora.readings import markdown_table
 
 #: The anchor protocol 2's section opens with (the README's box links to it).
 SECTION = "protocol-2"
+#: The anchor of protocol 2's plan paragraph (the README's brief line links to it).
+PLAN_ANCHOR = "protocol-2-plan"
 
 
 def frontier_markdown(study: DomainStudy) -> pd.DataFrame:
@@ -83,7 +86,7 @@ def domain_section(
             "",
             decision_box(readings, robust, trainable=trainable),
             "",
-            plan_line(plan, cells),
+            plan_line(plan, cells, PLAN_ANCHOR),
             "",
             "### Its claims",
             "",
@@ -111,6 +114,8 @@ def domain_section(
             f"**{title}** — {design}",
             "",
             decision_box(readings, robust, page, trainable),
+            "",
+            plan_brief(plan, cells, f"{page}#{PLAN_ANCHOR}"),
             "",
             "**Which method forgets least for the same learning** (pairs the plan names as "
             f"registered, the rest exploratory): {peers.sentence}",

@@ -24,7 +24,8 @@ import pandas as pd
 
 from curlora import stats
 from curlora.arms import Arm
-from curlora.cells import Cells, rates_text, seed_text, setting_text
+from curlora.cells import Cells
+from curlora.design_check import domain_check
 from curlora.experiment.domain_results import DomainResults
 from curlora.experiment.domain_spec import DomainSpec
 from curlora.plan import AnalysisPlan
@@ -177,33 +178,8 @@ class DomainStudy:
             axis="nll",
             selection=plan.selection,
             x_label="learned: domain validation NLL drop (nats/token)",
-            design=self.deviations(plan),
+            design=domain_check(self, plan),
         )
-
-    def deviations(self, plan: AnalysisPlan) -> tuple[str, ...]:
-        """Where these runs differ from the plan's design (each a phrase a page can print)."""
-        d, spec = plan.design, self.runs[0].spec
-        out = []
-        for name in ("model", "domain", "rank"):
-            if getattr(spec, name) != d[name]:
-                out.append(setting_text(name, getattr(spec, name), d[name]))
-        out += [
-            setting_text(k, getattr(spec, k), v)
-            for k, v in d["run"].items()
-            if getattr(spec, k) != v
-        ]
-        if self.seeds != list(d["seeds"]):
-            out.append(f"seeds {seed_text(self.seeds)} (the plan's: {seed_text(d['seeds'])})")
-        for arm, rates in d["rates"].items():
-            if arm not in self.arms:
-                out.append(f"no {arm} runs")
-            elif self.rates(arm) != sorted(rates):
-                out.append(
-                    f"{arm} at rates {rates_text(self.rates(arm))} "
-                    f"(the plan's: {rates_text(sorted(rates))})"
-                )
-        out += [f"{arm} is not in the plan" for arm in self.arms if arm not in d["rates"]]
-        return tuple(out)
 
 
 def domain_specs(

@@ -36,6 +36,7 @@ from curlora.claims import (
 from curlora.outcomes import OUTCOMES, STABILITY
 from curlora.peer_table import BenchCosts, forgets_least, peer_markdown
 from curlora.plan import AnalysisPlan, load_plan
+from curlora.plan_text import PLAN_ANCHOR, plan_brief, plan_line
 from curlora.readings import (
     difference_reading,
     markdown_table,
@@ -467,7 +468,7 @@ def findings(
     readme = [
         decision_box(readings, robust, PUBLISHED_PAGE, trainable),
         "",
-        plan_line(plan, cells),
+        plan_brief(plan, cells, f"{PUBLISHED_PAGE}#{PLAN_ANCHOR}"),
         "",
         "**Which method forgets least for the same learning** (pairs the plan names as "
         f"registered, the rest exploratory): {peers.sentence}",
@@ -480,49 +481,6 @@ def findings(
         f"[the findings page]({PUBLISHED_PAGE}).",
     ]
     return Findings("\n".join(parts) + "\n", "\n".join(readme) + "\n", tuple(readings))
-
-
-def plan_line(plan: AnalysisPlan, cells: list[Cells]) -> str:
-    """Which plan was read (its hash), how the runs read differ from its design, and every
-    deviation from its analysis the runs forced."""
-    design = design_text(plan, cells)
-    deviations = list(dict.fromkeys(d for c in cells for d in c.deviations))
-    text = (
-        f"*Analysis plan* `{plan.file}` ("
-        + (
-            f"registered {plan.registered}"
-            if plan.status == "registered"
-            else "a draft, not yet registered: its design waits for the pilot"
-        )
-        + "), "
-        f"SHA-256 `{plan.sha256[:16]}…`: {len(plan.claims)} claims, Holm at "
-        f"α = {plan.familywise_alpha:g}, plasticity on the {plan.plasticity_axis.upper()} axis. "
-    )
-    if design:
-        text += design + " "
-    if deviations:
-        text += "Deviations from its analysis: " + "; ".join(deviations) + ". "
-    if not design and not deviations:
-        text += "No deviation. "
-    return text + "Readings the plan does not name are exploratory."
-
-
-def design_text(plan: AnalysisPlan, cells: list[Cells]) -> str:
-    """How the studies' runs differ from the plan's design, as sentences: what they share, then
-    each study's own differences, named by the plan's arms it holds ("" when they are the design)."""
-    shared = [d for d in cells[0].design if all(d in c.design for c in cells)] if cells else []
-    parts = ["The runs read are not the plan's design: " + "; ".join(shared)] if shared else []
-    named = [*plan.design.get("main_arms", []), *plan.design.get("ablation_arms", [])]
-    for c in cells:
-        own = [d for d in c.design if d not in shared]
-        if own:
-            arms = [a for a in dict.fromkeys(named) if a in c.rates] or c.arms
-            arms.sort(key=lambda a: a == "head-only")  # the reference last
-            held = [Arm.parse(a).display for a in arms]
-            names = ", ".join(held[:-1]) + " and " + held[-1] if len(held) > 1 else held[0]
-            lead = "Runs of" if parts else "The runs read are not the plan's design. Runs of"
-            parts.append(f"{lead} {names}: " + "; ".join(own))
-    return ". ".join(parts) + "." if parts else ""
 
 
 def claim_section(

@@ -11,6 +11,7 @@ from synthetic_runs import domain_study as _study
 from curlora import explorers, narration, plots
 from curlora.claims import read_claims, robustness
 from curlora.data.domains import load_domain, python_stdlib
+from curlora.design_check import DesignCheck
 from curlora.domain_findings import domain_section
 from curlora.domain_study import DomainStudy, domain_design, domain_specs
 from curlora.experiment.cost import estimate_seconds
@@ -220,17 +221,19 @@ def test_runs_off_the_plans_design_are_named_as_deviations():
     d = plan.design
     runs = [
         _synthetic(arm, lr, seed, 0.01 * (k + 1))
-        for arm, rates in d["rates"].items()
+        for arm, rates in reversed(d["rates"].items())  # rank-1 LoRA's run comes before LoRA's
         for k, lr in enumerate(rates)
         for seed in d["seeds"]
     ]
-    assert DomainStudy(runs, base_rank=d["rank"]).deviations(plan) == ()
-    off = _study()
-    found = off.cells(plan).design
-    assert any(text.startswith("seeds 0–4 (the plan") for text in found)
-    assert (
-        "The runs read are not the plan's design: seeds" in domain_section(off, replicates=50).page
-    )
+    on_design = DomainStudy(runs, base_rank=d["rank"]).cells(plan).design
+    assert on_design == DesignCheck(checked=True)
+    off = _study()  # seeds 0–4, where the plan runs 1–5
+    check = off.cells(plan).design
+    assert "not at seeds 5 of the plan's 1–5" in check.missing
+    assert "also seeds 0, which the plan does not run" in check.differs
+    page = domain_section(off, replicates=50)
+    assert "The runs read are not the plan's design" in page.page
+    assert "#protocol-2-plan)" in page.readme
     # There is no task order to leave out: the study stays whole.
     assert off.without(order=("any",)) is off and len(off.without(seed=0).seeds) == 4
 

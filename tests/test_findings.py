@@ -258,22 +258,40 @@ def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monke
     assert float(shown.split()[0]) == pytest.approx(expected, abs=5e-4)
 
 
-def test_the_plan_line_names_design_differences_once_and_per_study():
+def test_the_plan_line_says_whether_the_runs_are_the_design_and_how_not():
     import dataclasses
 
     from curlora.cells import cells_of
+    from curlora.design_check import DesignCheck
+    from curlora.plan_text import plan_brief, plan_line
 
     plan = load_plan()
     cells = cells_of(synthetic_study(0.0, 0.0), plan)
-    main = dataclasses.replace(cells, design=("train_size 200 (the plan's: 600)", "seeds A"))
-    other = dataclasses.replace(
-        cells, rates={"curlora": (1e-3,)}, design=("train_size 200 (the plan's: 600)", "seeds B")
+
+    def with_check(c, **check):
+        return dataclasses.replace(c, design=DesignCheck(checked=True, **check))
+
+    main = with_check(cells, differs=("200 training examples per task", "seeds A"))
+    ablation = with_check(
+        dataclasses.replace(cells, rates={"curlora-norm": (1e-3,), "head-only": (1e-3,)}),
+        differs=("200 training examples per task", "seeds B"),
     )
-    line = findings.plan_line(plan, [main, other])
-    assert line.count("train_size 200") == 1
-    assert "not the plan's design: train_size 200 (the plan's: 600). " in line
-    assert "Runs of CURLoRA, LoRA and head-only: seeds A. Runs of CURLoRA: seeds B." in line
-    # The analysis deviations these (old-style) runs force are listed apart.
-    assert line.index("not the plan's design") < line.index("Deviations from its analysis")
-    on_design = dataclasses.replace(cells, design=(), deviations=())
-    assert "No deviation." in findings.plan_line(plan, [on_design])
+    line = plan_line(plan, [main, ablation])
+    assert line.startswith('<a id="analysis-plan"></a>*Analysis plan*')
+    assert "not the plan's design" in line and "not its confirmatory test" in line
+    # What both studies share is said once; the rest under each study's name.
+    assert line.count("200 training examples") == 1
+    assert "The main comparison: seeds A. The sampling ablation: seeds B." in line
+    # These (old-style) runs also force analysis deviations, listed apart and after.
+    assert line.index("sampling ablation: seeds B") < line.index("Deviations from the plan's")
+    brief = plan_brief(plan, [main, ablation], "PAGE#analysis-plan")
+    assert "[how they differ](PAGE#analysis-plan)" in brief and plan.sha256[:16] in brief
+
+    interim = with_check(cells, missing=("only seeds 0–4 of the plan's 0–9",))
+    assert "An interim look" in plan_line(plan, [interim])
+    assert "[what is missing](L)" in plan_brief(plan, [interim], "L")
+    design = with_check(cells)
+    assert "The runs read are the plan's design." in plan_line(plan, [design])
+    assert "not compared with a design" in plan_line(
+        plan, [dataclasses.replace(cells, design=DesignCheck())]
+    )

@@ -12,9 +12,8 @@ from synthetic_runs import fake_run, synthetic_study
 
 from curlora import stats
 from curlora.bootstrap import estimate, identity, log_ratio_mean, seed_draws, seed_mean
-from curlora.cells import cells_of, design_deviations
+from curlora.cells import cells_of
 from curlora.claims import holm, holm_levels, read_claims, robustness
-from curlora.experiment.presets import PRESETS
 from curlora.matching import rising
 from curlora.plan import Claim, load_plan, plan_path
 from curlora.simulation import Scenario, coverage
@@ -123,36 +122,6 @@ def test_old_runs_are_read_on_accuracy_and_the_deviation_is_stated():
     assert cells.axis == "accuracy" and cells.selection == "own_plasticity"
     assert any("NLL" in d for d in cells.deviations)
     assert any("final validation NLL" in d for d in cells.deviations)
-
-
-def test_runs_off_the_plans_design_are_named_as_deviations():
-    study = synthetic_study(0.0, 0.0)  # smoke preset, tasks a → b → c, seeds 0–2, rank 4
-    spec = study.runs[0].spec
-    design = {
-        **load_plan().design,
-        "preset": "smoke",
-        "model": spec.model,
-        "tasks": ["a", "b", "c"],
-        "rank": 4,
-        "rates": {"curlora": [1e-3, 3e-3, 1e-2, 3e-2], "lora": [1e-3, 1e-2], "head-only": [1e-3]},
-    }
-    plan = dataclasses.replace(load_plan(), design=design)
-    assert design_deviations(study, plan) == (
-        f"eval_size 400 (the plan's: {PRESETS['smoke'].eval_size})",
-        "seeds 0–2 (the plan's: 0–9)",
-        "lora at rates 0.0001, 0.0003, 0.001, 0.003 (the plan's: 0.001, 0.01)",
-        "head-only at rates 0.01 (the plan's: 0.001)",
-    )
-    # The reverse order alone is the plan's reverse design (five seeds); both orders together
-    # are neither, and a study read at seeds the plan runs names no seeds.
-    reverse = Study(
-        [fake_run("lora", 1e-3, s, 0.6, 0.6, 1.0, 0.0, tasks=("c", "b", "a")) for s in range(5)],
-        base_rank=4,
-    )
-    assert not any(d.startswith("seeds") for d in design_deviations(reverse, plan))
-    both = Study([*study.runs, *reverse.runs], base_rank=4)
-    assert "2 task orders, averaged within each seed" in " ".join(design_deviations(both, plan))
-    assert not design_deviations(study, dataclasses.replace(plan, design={}))
 
 
 def _study_with_offsets(offsets: dict[int, float]) -> Study:
