@@ -179,17 +179,6 @@ class Robustness:
         return any(v != verdict for v in self.verdicts.get(key, ()))
 
 
-def _without(
-    study: Study | DomainStudy, seed: int | None = None, order: tuple | None = None
-) -> Study | DomainStudy:
-    if isinstance(study, DomainStudy):
-        return study.without(seed, order)
-    runs = [
-        r for r in study.runs if r.spec.seed != seed and (order is None or r.spec.tasks != order)
-    ]
-    return Study(runs, study.base_rank)
-
-
 def robustness(
     studies: Sequence[Study | DomainStudy], plan: AnalysisPlan, replicates: int = 500
 ) -> Robustness:
@@ -201,7 +190,7 @@ def robustness(
     variants += [(f"without {' → '.join(o)}", dict(order=o)) for o in orders if len(orders) > 1]
     verdicts: dict[str, list[str]] = {c.key: [] for c in plan.claims}
     for _, leave_out in variants:
-        subset = [_without(st, **leave_out) for st in studies]
+        subset = [st.without(**leave_out) for st in studies]
         for r in read_claims(subset, plan, replicates):
             verdicts[r.claim.key].append(r.verdict)
     return Robustness(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from curlora.arms import Arm
 from curlora.cells import Cells
+from curlora.design_check import DesignCheck
 from curlora.plan import AnalysisPlan
 
 #: The anchor of the plan line on a findings page (a README's brief line links to it).
@@ -22,14 +23,19 @@ def _header(plan: AnalysisPlan) -> str:
     return f"*Analysis plan* `{plan.file}` ({status}), SHA-256 `{plan.sha256[:16]}…`"
 
 
-def _status(cells: Sequence[Cells]) -> str:
+def _status(check: DesignCheck) -> str:
     """'unchecked', 'differs', 'interim' or 'design'."""
-    checks = [c.design for c in cells]
-    if not any(c.checked for c in checks):
+    if not check.checked:
         return "unchecked"
-    if any(c.differs for c in checks):
+    if check.differs:
         return "differs"
-    return "interim" if any(c.missing for c in checks) else "design"
+    return "interim" if check.missing else "design"
+
+
+def _page_status(cells: Sequence[Cells]) -> str | None:
+    """The status every study shares, or None when they differ."""
+    found = {_status(c.design) for c in cells}
+    return found.pop() if len(found) == 1 else None
 
 
 _STATUS = {
@@ -43,6 +49,26 @@ _STATUS = {
         "interim analysis, so the verdicts are not its final ones."
     ),
     "design": "The runs read are the plan's design.",
+}
+#: One study's standing, when a page's studies stand differently.
+_STUDY_STATUS = {
+    "unchecked": "its runs were not compared with a design",
+    "differs": (
+        "its runs are not the plan's design, so the verdicts on them read them under its rules "
+        "and are not its confirmatory test"
+    ),
+    "interim": (
+        "an interim look at the plan's design (the plan registers no interim analysis, so the "
+        "verdicts on it are not the final ones)"
+    ),
+    "design": "its runs are the plan's design",
+}
+#: The same, in the README's one sentence.
+_BRIEF_STATUS = {
+    "unchecked": "runs not compared with a design",
+    "differs": "runs that are not its design (not its confirmatory test)",
+    "interim": "an interim part of its design (not its final verdicts)",
+    "design": "its design",
 }
 
 
@@ -77,20 +103,35 @@ def design_details(plan: AnalysisPlan, cells: Sequence[Cells]) -> str:
     return ". ".join(parts) + "." if parts else ""
 
 
+def _study_text(plan: AnalysisPlan, cells: Cells) -> str:
+    """One study's standing, what differs or is missing, and its own analysis deviations."""
+    text = f"{_study_name(plan, cells)}: {_STUDY_STATUS[_status(cells.design)]}"
+    if _phrases(cells):
+        text += " — " + "; ".join(_phrases(cells))
+    text += "."
+    if cells.deviations:
+        text += " Its analysis leaves the plan's rules: " + "; ".join(cells.deviations) + "."
+    return text
+
+
 def plan_line(plan: AnalysisPlan, cells: Sequence[Cells], anchor: str = PLAN_ANCHOR) -> str:
     """The findings page's paragraph on its plan: which plan, whether the runs are its design
     and how they are not, and every deviation from its analysis."""
-    deviations = list(dict.fromkeys(d for c in cells for d in c.deviations))
     text = [
         f'<a id="{anchor}"></a>{_header(plan)}: {len(plan.claims)} claims, Holm at '
-        f"α = {plan.familywise_alpha:g}, plasticity on the {plan.plasticity_axis.upper()} axis.",
-        _STATUS[_status(cells)],
+        f"α = {plan.familywise_alpha:g}, plasticity on the {plan.plasticity_axis.upper()} axis."
     ]
-    details = design_details(plan, cells)
-    if details:
-        text.append(details)
-    if deviations:
-        text.append("Deviations from the plan's analysis: " + "; ".join(deviations) + ".")
+    shared = _page_status(cells)
+    if shared is None:
+        text += [_study_text(plan, c) for c in cells]
+    else:
+        text.append(_STATUS[shared])
+        details = design_details(plan, cells)
+        if details:
+            text.append(details)
+        deviations = list(dict.fromkeys(d for c in cells for d in c.deviations))
+        if deviations:
+            text.append("Deviations from the plan's analysis: " + "; ".join(deviations) + ".")
     text.append("Readings the plan does not name are exploratory.")
     return " ".join(text)
 
@@ -98,7 +139,13 @@ def plan_line(plan: AnalysisPlan, cells: Sequence[Cells], anchor: str = PLAN_ANC
 def plan_brief(plan: AnalysisPlan, cells: Sequence[Cells], link: str) -> str:
     """One sentence for a README: which plan, and whether the runs are its design (``link``:
     the findings page's plan paragraph)."""
-    status = _status(cells)
+    shared = _page_status(cells)
+    if shared is None:
+        parts = [
+            f"{_study_name(plan, c).lower()} reads {_BRIEF_STATUS[_status(c.design)]}"
+            for c in cells
+        ]
+        return f"{_header(plan)}: " + "; ".join(parts) + f" ([details]({link}))."
     text = {
         "unchecked": f"the runs were not compared with a design ([the plan]({link}) names none).",
         "differs": (
@@ -110,5 +157,5 @@ def plan_brief(plan: AnalysisPlan, cells: Sequence[Cells], link: str) -> str:
             "analysis, so these verdicts are not its final ones."
         ),
         "design": f"the runs read are its design ([details]({link})).",
-    }[status]
+    }[shared]
     return f"{_header(plan)}: {text}"

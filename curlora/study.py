@@ -107,6 +107,14 @@ class Study:
             )
         return Study([r for r in self.runs if r.spec.tasks == order], self.base_rank)
 
+    def without(self, seed: int | None = None, order: tuple | None = None) -> Study:
+        """The study without one seed's or one order's runs; left whole where none would remain
+        (its only order: the variant re-reads the studies that ran others)."""
+        kept = [
+            r for r in self.runs if r.spec.seed != seed and (order is None or r.spec.tasks != order)
+        ]
+        return Study(kept, self.base_rank) if kept else self
+
     def of_seeds(self, seeds) -> Study:
         """The study of some seeds' runs alone (arms keep their names: the base rank is kept)."""
         chosen = [r for r in self.runs if r.spec.seed in set(seeds)]

@@ -217,13 +217,14 @@ def test_the_readme_findings_are_generated_under_the_current_plan():
 
 
 def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monkeypatch):
-    """The operating table's ACC over all six task orders, against the committed files read
-    with json alone: per run, the mean over tasks of accuracy after the last task (eval split);
-    per seed, the mean over orders; then the mean over seeds."""
+    """The operating table's ACC, against the committed files read with json alone: per run,
+    the mean over tasks of accuracy after the last task (eval split); per seed, the mean over
+    task orders; then the mean over seeds."""
     root = Path(__file__).resolve().parents[1]
     evidence = root / "results" / "evidence"
     monkeypatch.setenv("CURLORA_RESULTS", str(evidence))
     from curlora.experiment.loading import load_study
+    from curlora.experiment.presets import PRESETS
     from curlora.experiment.profiles import PROFILES
     from curlora.notebooks import NOTEBOOK_DIR, study_parameters
 
@@ -232,16 +233,18 @@ def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monke
     )
     _, _, study = load_study(**values, executor="serial")
     rate = study.operating_rate("curlora")
+    budget = PRESETS[values["preset"]]
     per_seed: dict[int, list[float]] = {}
     for path in evidence.glob(f"curlora-r16-lr{rate:g}-s*/results.json.gz"):
         record = json.loads(gzip.decompress(path.read_bytes()))
         spec = record["spec"]
-        # Only the evidence profile's runs: the confirmatory study's share the folder and labels.
+        # Only the profile's own runs: other studies share the folder and the labels.
         if (
             spec["sampling"] != "inverse"
             or spec["seed"] not in values["seeds"]
             or spec["train_size"] != values["train_size"]
-            or spec["autocast"] != "bfloat16"
+            or spec["autocast"] != budget.autocast
+            or spec["ppl_stages"] != budget.ppl_stages
         ):
             continue
         last = spec["tasks"][-1]
@@ -251,10 +254,11 @@ def test_acc_on_the_evidence_equals_a_recomputation_from_the_results_files(monke
             if row["split"] == "eval" and row["after_task"] == last
         ]
         per_seed.setdefault(spec["seed"], []).append(float(np.mean(finals)))
-    assert all(len(v) == 6 for v in per_seed.values())  # six task orders per seed
+    assert sorted(per_seed) == sorted(values["seeds"])
+    assert all(len(v) == len(study.orders) for v in per_seed.values())
     expected = np.mean([np.mean(v) for v in per_seed.values()])
     table = tables.operating_table(study)
-    shown = table.loc["CURLoRA", "ACC (over seeds, 6 task orders)"]
+    shown = table.loc["CURLoRA", f"ACC (over seeds, {len(study.orders)} task orders)"]
     assert float(shown.split()[0]) == pytest.approx(expected, abs=5e-4)
 
 
@@ -290,6 +294,14 @@ def test_the_plan_line_says_whether_the_runs_are_the_design_and_how_not():
     interim = with_check(cells, missing=("only seeds 0–4 of the plan's 0–9",))
     assert "An interim look" in plan_line(plan, [interim])
     assert "[what is missing](L)" in plan_brief(plan, [interim], "L")
+    # Studies that stand differently are each named with their own standing and deviations.
+    mixed = plan_line(plan, [interim, ablation])
+    assert "The main comparison: an interim look at the plan's design" in mixed
+    assert "The sampling ablation: its runs are not the plan's design" in mixed
+    assert "not its confirmatory test" not in mixed.split("The sampling ablation")[0]
+    brief = plan_brief(plan, [interim, ablation], "L")
+    assert "the main comparison reads an interim part of its design" in brief
+    assert "the sampling ablation reads runs that are not its design" in brief
     design = with_check(cells)
     assert "The runs read are the plan's design." in plan_line(plan, [design])
     assert "not compared with a design" in plan_line(

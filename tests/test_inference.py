@@ -156,6 +156,24 @@ def test_a_verdict_that_one_seed_changes_is_fragile():
     assert not robustness([steady], plan, replicates=300).fragile("m", verdict)
 
 
+def test_leaving_out_an_order_or_seed_a_study_alone_has_leaves_it_whole():
+    """Robustness re-reads every study without each order any of them ran: a study that ran
+    only that order (the headline's paper order, beside an ablation in two) is read whole."""
+    one_order = synthetic_study(0.0, 0.0)
+    paper = one_order.orders[0]
+    assert one_order.without(order=paper) is one_order
+    assert one_order.without(seed=0).seeds == [1, 2]
+    flipped = tuple(reversed(paper))
+    extra = [
+        fake_run(r.spec.method, r.spec.lr, r.spec.seed, 0.6, 0.6, 1.0, 0.0, tasks=flipped)
+        for r in one_order.runs
+    ]
+    two_orders = Study(one_order.runs + extra, base_rank=4)
+    assert two_orders.without(order=paper).orders == [flipped]
+    alone = Study([r for r in one_order.runs if r.spec.seed == 0], base_rank=4)
+    assert alone.without(seed=0) is alone
+
+
 def test_the_vectorised_frontier_is_the_study_frontier():
     rng = np.random.default_rng(0)
     for _ in range(300):
