@@ -38,7 +38,7 @@ RATES = {"lora": [3e-4, 1e-3], "curlora": [1e-3, 3e-3], "head-only": [1e-3]}
 #: The peers pilot's seed: outside the registered plan's seeds (0-9), which the peers' own runs
 #: will share so that every comparison stays paired by seed.
 PEER_SEED = 10
-#: Two rates a decade apart per peer, around LoRA's (at 600 × 1, LoRA learned well at 3e-4 and
+#: Rates a decade apart per peer, around LoRA's (at 600 × 1, LoRA learned well at 3e-4 and
 #: broke perplexity at 1e-3): LoRA-shaped peers take LoRA's decade; PiSSA's factors start at
 #: √σ of the *largest* singular values, so a step moves W more and its decade sits lower, as do
 #: OSF's and full fine-tuning's, which train weight entries directly. CURLoRA and LoRA at their
@@ -52,8 +52,9 @@ PEER_RATES = {
     "middle": [1e-4, 1e-3],
     "corda": [1e-4, 1e-3],
     "pissa": [3e-5, 3e-4],
-    "osf": [1e-5, 1e-4],
-    "full": [1e-5, 1e-4],
+    # Neither had broken perplexity at 1e-4 (OSF barely learned there): one more decade each.
+    "osf": [1e-5, 1e-4, 1e-3],
+    "full": [1e-5, 1e-4, 1e-3],
 }
 
 
