@@ -20,6 +20,7 @@ from curlora.experiment.cost import duration, estimate_seconds
 from curlora.experiment.design import study_design
 from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.machine import describe_machine, machine_measurement
+from curlora.experiment.profiles import registered_study
 from curlora.experiment.spec import ExperimentSpec
 from curlora.experiment.sweep import cached
 from curlora.plan import AnalysisPlan, load_plan
@@ -36,21 +37,11 @@ def batches(
     plan = load_plan() if plan is None else plan
     domain_plan = load_plan(protocol="domain") if domain_plan is None else domain_plan
     d = plan.design
-    rates = d["rates"]
-    main = [a for a in d["main_arms"]]
-    ablation = [a for a in d["ablation_arms"]]
+    main = list(d["main_arms"])
+    ablation = list(d["ablation_arms"])
 
     def design(arms: list[str], seeds: list[int], orders: str) -> list[ExperimentSpec]:
-        return study_design(
-            d["preset"],
-            model=d["model"],
-            tasks=d["tasks"],
-            rank=d["rank"],
-            arms=arms,
-            lrs={a: rates[a] for a in arms},
-            seeds=seeds,
-            orders=orders,
-        ).specs()
+        return study_design(**registered_study(arms, seeds, orders, plan)).specs()
 
     paper = d["paper_order_seeds"]
     half = len(paper) // 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from curlora.experiment.presets import PRESETS
-from curlora.plan import load_plan
+from curlora.plan import AnalysisPlan, load_plan
 
 #: Learning-rate grids: from rates where an adapter barely learns to rates where it breaks
 #: (perplexity several-fold), chosen from a one-seed pilot on the cpu tasks (benchmarks/NOTES.md).
@@ -75,9 +75,11 @@ _PAPER = {
 _CONFIRMED_SEEDS = [0, 1, 2, 3, 4]
 
 
-def registered_comparison(seeds: list[int]) -> dict[str, Any]:
-    """Notebook 04's parameters for the registered plan's main comparison at ``seeds``."""
-    design = load_plan().design
+def registered_study(
+    arms: list[str], seeds: list[int], orders: str, plan: AnalysisPlan | None = None
+) -> dict[str, Any]:
+    """Notebook parameters of a study the registered plan designs: ``arms`` at its rates."""
+    design = (load_plan() if plan is None else plan).design
     budget = PRESETS[design["preset"]]
     return {
         "preset": design["preset"],
@@ -87,11 +89,17 @@ def registered_comparison(seeds: list[int]) -> dict[str, Any]:
         "train_size": budget.train_size,
         "val_size": budget.val_size,
         "eval_size": budget.eval_size,
-        "arms": design["main_arms"],
-        "lrs": {arm: design["rates"][arm] for arm in design["main_arms"]},
+        "arms": arms,
+        "lrs": {arm: design["rates"][arm] for arm in arms},
         "seeds": seeds,
-        "orders": design["headline_order"],
+        "orders": orders,
     }
+
+
+def registered_comparison(seeds: list[int]) -> dict[str, Any]:
+    """Notebook 04's parameters for the registered plan's main comparison at ``seeds``."""
+    design = load_plan().design
+    return registered_study(design["main_arms"], seeds, design["headline_order"])
 
 
 #: Notebook 06 (protocol 2: continued training) in the smoke profile: a tiny model, a few blocks.
