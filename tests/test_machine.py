@@ -194,11 +194,32 @@ def test_evidence_recompute_stops_before_any_run_on_emulated_bf16(monkeypatch, t
     from curlora import notebooks
 
     monkeypatch.setattr(machine, "matmul_rate", lambda: EPYC_AVX2)
-    computed = []
-    monkeypatch.setattr(
-        "curlora.experiment.sweep._compute", lambda pending, *a: computed.append(pending)
-    )
-    code = notebooks.main(["run", "--profile", "evidence", "--only", "04", "--recompute"])
+    computed = _record_computes(monkeypatch)
+    # Notebook 05 reads the first evidence, computed under bf16 autocast.
+    code = notebooks.main(["run", "--profile", "evidence", "--only", "05", "--recompute"])
     assert code == 2 and not computed
     err = capsys.readouterr().err
     assert "only emulates" in err and "CURLORA_AUTOCAST=float32" in err
+
+
+def test_registered_headline_recomputes_in_fp32_where_bf16_is_emulated(monkeypatch, capsys):
+    from curlora import notebooks
+
+    monkeypatch.setattr(machine, "matmul_rate", lambda: EPYC_AVX2)
+    computed = _record_computes(monkeypatch)
+    # Notebook 04 reads the registered study, whose plan fixes fp32: nothing to refuse.
+    code = notebooks.main(["run", "--profile", "evidence", "--only", "04", "--recompute"])
+    assert code == 2 and "stopped before computing" in capsys.readouterr().err
+    assert computed and all(s.autocast is None for s in computed[0])
+
+
+def _record_computes(monkeypatch) -> list:
+    """Replace the sweep's computing step by one that records what it was given, then stops."""
+    computed: list = []
+
+    def record(pending, *args):
+        computed.append(pending)
+        raise RuntimeError("stopped before computing (test)")
+
+    monkeypatch.setattr("curlora.experiment.sweep._compute", record)
+    return computed
