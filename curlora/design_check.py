@@ -187,7 +187,8 @@ def _check(
 
 def paper_check(study: Study, plan: AnalysisPlan) -> DesignCheck:
     """A paper-protocol study's runs against the plan's design: settings, the task order, arms,
-    rates and seeds of the main comparison or of the sampling ablation, whichever it holds."""
+    rates and seeds of the main comparison, the sampling ablation or the secondary peers,
+    whichever it holds."""
     d = plan.design
     if "preset" not in d:
         return DesignCheck()
@@ -198,8 +199,10 @@ def paper_check(study: Study, plan: AnalysisPlan) -> DesignCheck:
         f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in PER_RUN
     }
     main, ablation = list(d["main_arms"]), list(d["ablation_arms"])
+    peers = plan.secondary_arms()
     has_main = any(a in study.arms for a in set(main) - set(ablation))
     has_ablation = any(a in study.arms for a in set(ablation) - set(main))
+    has_peers = any(a in study.arms for a in peers)
     orders, differs = study.orders, []
     tasks = list(dict.fromkeys(t for o in orders for t in o))
     reverse = orders == [headline[::-1]]
@@ -219,13 +222,16 @@ def paper_check(study: Study, plan: AnalysisPlan) -> DesignCheck:
             f"{' → '.join(headline)} alone)"
         )
     seeds = d["reverse_order_seeds"] if reverse else d["paper_order_seeds"]
+    rates = plan.rates()
     # A study of the arms both share (CURLoRA, head-only) reads the main comparison's claims.
     expected = {}
     if has_main or not has_ablation:
-        expected.update({arm: (d["rates"][arm], seeds) for arm in main})
+        expected.update({arm: (rates[arm], seeds) for arm in main})
+    if has_peers:  # at their own seeds; the main arms stay held to the headline's
+        expected.update({arm: (rates[arm], d["secondary"]["seeds"]) for arm in peers})
     if has_ablation:
         for arm in ablation:
-            expected.setdefault(arm, (d["rates"][arm], d["ablation_seeds"]))
+            expected.setdefault(arm, (rates[arm], d["ablation_seeds"]))
     return _check(study, planned, expected, differs)
 
 

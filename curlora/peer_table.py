@@ -4,16 +4,20 @@ measured them, its train-step time and peak memory.
 
 The comparisons are the plan's matched statistic (``curlora.matching``) on general-knowledge
 forgetting (the perplexity ratio on held-out Wikipedia), read by the same bootstrap as the
-registered claims. They are exploratory: the plan does not name them, so they form a Holm family
-of their own (every comparison in the table), which the table's caption states.
+registered claims. A pair the plan's claims name shows that claim's reading; a secondary peer
+against CURLoRA or LoRA (registered by an amendment) is read alone at the plan's confidence,
+outside any Holm family, as the plan says; every other pair is exploratory, Holm-adjusted in a
+family of its own. The table's caption states which is which.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -122,7 +126,7 @@ class Side:
     level: float
     verdict: str
     reason: str = ""  # why there is no estimate
-    registered: bool = False  # the registered plan's own reading, not the exploratory family's
+    source: str = ""  # "claim" or "secondary": a reading the plan registers (else exploratory)
 
     @classmethod
     def of(
@@ -130,10 +134,10 @@ class Side:
         by_pair: dict[tuple[str, str], Reading],
         arm: str,
         ref: str,
-        registered: set = frozenset(),
+        sources: Mapping[str, str] = MappingProxyType({}),
     ) -> Side | None:
         """``arm`` minus ``ref``: read directly, or as the negated ``ref`` minus ``arm``
-        (``registered``: the claim keys of the plan's own readings)."""
+        (``sources``: claim key → how the plan registers that reading)."""
         sign, r = (
             (1, by_pair.get((arm, ref))) if (arm, ref) in by_pair else (-1, by_pair.get((ref, arm)))
         )
@@ -146,7 +150,7 @@ class Side:
         lo, hi = sorted(sign * v for v in r.interval(adjusted=True))
         verdict = r.verdict if sign == 1 else _MIRROR[r.verdict]
         return cls(
-            sign * r.estimate.value, lo, hi, r.level, verdict, registered=r.claim.key in registered
+            sign * r.estimate.value, lo, hi, r.level, verdict, source=sources.get(r.claim.key, "")
         )
 
     @property
@@ -175,13 +179,13 @@ def _compared(arms: list[str]) -> list[str]:
     return compared
 
 
-def _registered(readings, arms: list[str]) -> list[Reading]:
-    """The plan's own readings of matched comparisons on this table's outcome among ``arms``."""
+def _registered(readings, arms: list[str], outcome: str = OUTCOME) -> list[Reading]:
+    """The plan's own readings of matched comparisons on ``outcome`` among ``arms``."""
     return [
         r
         for r in readings
         if r.claim.kind == "matched"
-        and r.claim.outcome == OUTCOME
+        and r.claim.outcome == outcome
         and r.claim.arm in arms
         and r.claim.against in arms
     ]
@@ -200,16 +204,48 @@ def _operating(cells, means: Means, arm: str) -> tuple[float, float, float]:
     return lr, float(means.x(arm, lr)[0]), float(means.outcome(OUTCOME, arm, lr)[0])
 
 
-def _cell(side: Side | None) -> str:
+#: How a cell marks a reading the plan registers.
+_SOURCE = {
+    "claim": "; the registered claim",
+    "secondary": "; registered secondary, not Holm-adjusted",
+}
+
+
+#: The plan's second outcome for its secondary peers: earlier tasks' accuracy lost (paper protocol).
+FORGETTING = "forgetting"
+
+
+def _secondary(claim: Claim, plan: AnalysisPlan) -> bool:
+    """Whether the plan registers ``claim`` as a secondary comparison: one of its peers against
+    one of the references."""
+    peers = set(plan.design.get("secondary", {}).get("peers", [])) & set(plan.secondary_arms())
+    pair = set(claim.arms())
+    return len(pair & peers) == 1 and len(pair & set(REFERENCES)) == 1
+
+
+def _cell(side: Side | None, outcome: str = OUTCOME) -> str:
     if side is None:
         return "—"
     if not side.readable:
         return f"not read: {side.reason}"
-    source = "; the registered claim" if side.registered else ""
+    source = _SOURCE.get(side.source, "")
     return (
-        f"{value_text(OUTCOME, side.value)} ({range_text(OUTCOME, side.lo, side.hi)} at "
+        f"{value_text(outcome, side.value)} ({range_text(outcome, side.lo, side.hi)} at "
         f"{level_text(side.level)}{source}): {WORDS[side.verdict]}"
     )
+
+
+def _on_forgetting(claim: Claim) -> Claim:
+    """The same comparison read on earlier tasks' forgetting."""
+    return replace(claim, key=f"{claim.key}-{FORGETTING}", outcome=FORGETTING)
+
+
+def _alone(study, plan: AnalysisPlan, claims, replicates, cells) -> list[Reading]:
+    """Each claim read as a family of one, at the plan's confidence (no multiplicity)."""
+    single = replace(plan, familywise_alpha=1 - plan.confidence)
+    return [
+        read_claims([study], replace(single, claims=(c,)), replicates, [cells])[0] for c in claims
+    ]
 
 
 def forgets_least(
@@ -221,19 +257,35 @@ def forgets_least(
 ) -> PeerTable:
     """Every adapter arm of ``study`` at matched plasticity against CURLoRA and LoRA, ordered
     by verdict against the first reference the study ran, then by estimate. A comparison the
-    plan registers shows its registered reading (``registered``: the plan's readings of this
-    study, read here when not given) and stays out of the exploratory family."""
+    plan's claims name shows its registered reading (``registered``: the plan's readings of this
+    study, read here when not given); one it registers as secondary is read alone at the plan's
+    confidence; both stay out of the exploratory family."""
     arms = _compared(study.arms)
     cells = study_cells(study, plan)
     if registered is None:
         registered = read_claims([study], plan, replicates, [cells])
     own = _registered(registered, arms)
     taken = {frozenset(r.claim.arms()) for r in own}
-    claims = tuple(c for c in peer_claims(arms) if frozenset(c.arms()) not in taken)
+    claims = [c for c in peer_claims(arms) if frozenset(c.arms()) not in taken]
+    # The plan reads its secondary peers with plain 95% intervals, outside any Holm family, on
+    # perplexity and (in the paper protocol) on earlier tasks' forgetting.
+    second = [c for c in claims if _secondary(c, plan)]
+    secondary_ppl = _alone(study, plan, second, replicates, cells)
+    secondary_forgetting = (
+        _alone(study, plan, [_on_forgetting(c) for c in second], replicates, cells)
+        if second and isinstance(study, Study)
+        else []
+    )
+    own_forgetting = _registered(registered, arms, FORGETTING) if secondary_forgetting else []
+    forgetting = [*own_forgetting, *secondary_forgetting]
+    secondary = [*secondary_ppl, *secondary_forgetting]
+    claims = tuple(c for c in claims if c not in second)
     family = replace(plan, claims=claims)
     readings = read_claims([study], family, replicates, [cells]) if claims else []
-    by_pair = {(r.claim.arm, r.claim.against): r for r in [*own, *readings]}
-    keys = {r.claim.key for r in own}
+    by_pair = {(r.claim.arm, r.claim.against): r for r in [*own, *secondary_ppl, *readings]}
+    forgetting_pairs = {(r.claim.arm, r.claim.against): r for r in forgetting}
+    keys = {r.claim.key: "claim" for r in [*own, *own_forgetting]}
+    keys |= {r.claim.key: "secondary" for r in secondary}
     refs = [ref for ref in REFERENCES if ref in arms]
     label, scale = plasticity_label(cells)
     # The benchmark timed the base rank: read it off an arm run at the study's own rank.
@@ -261,6 +313,10 @@ def forgets_least(
             row[f"vs {Arm.parse(ref).display}, same learning (Holm interval)"] = (
                 "—" if arm == ref else _cell(Side.of(by_pair, arm, ref, keys))
             )
+        for ref in refs if forgetting else []:
+            row[f"vs {Arm.parse(ref).display}, earlier tasks' forgetting (registered only)"] = (
+                "—" if arm == ref else _cell(Side.of(forgetting_pairs, arm, ref, keys), FORGETTING)
+            )
         if costs is not None:
             cost = costs.costs.get(arm)
             row["train step (ms)"] = f"{cost.step_ms:.0f}" if cost else "not benchmarked"
@@ -273,21 +329,34 @@ def forgets_least(
             order.append((_RANK[first.verdict], first.value))
     ranked = sorted(range(len(rows)), key=lambda k: order[k])
     table = pd.DataFrame([rows[k] for k in ranked]).set_index("arm")
-    caption = _caption(plan, readings, costs, refs, len(own))
+    caption = _caption(plan, readings, costs, refs, len(own), len(secondary_ppl))
     if other:
         caption += (
             " No train-step costs: the benchmark timed another model or rank than these runs' "
             f"(`{spec.model}`, r{spec.rank})."
         )
-    return PeerTable(table, _sentence(by_pair, arms, refs), caption, tuple(readings))
+    if forgetting:
+        caption += (
+            " Earlier tasks' forgetting (accuracy lost on the tasks trained before the last, "
+            "in points) is read only where the plan registers it: its claims and its "
+            "secondary peers."
+        )
+    sentence = _sentence(by_pair, arms, refs, keys)
+    return PeerTable(table, sentence, caption, (*secondary, *readings))
 
 
 #: Rows in order of their verdict against the first reference, then of the estimate.
 _RANK = {"holds": 0, "undecided": 1, "contradicted": 2}
 
 
-def _sentence(by_pair: dict[tuple[str, str], Reading], arms: list[str], refs: list[str]) -> str:
-    """Which arms forgot less or more than each reference at the same learning, in words."""
+def _sentence(
+    by_pair: dict[tuple[str, str], Reading],
+    arms: list[str],
+    refs: list[str],
+    sources: Mapping[str, str] = MappingProxyType({}),
+) -> str:
+    """Which arms forgot less or more than each reference at the same learning, in words (a
+    secondary reading, read without multiplicity adjustment, says so)."""
     if not by_pair:
         return (
             "Nothing to compare: the table compares every method with "
@@ -297,10 +366,11 @@ def _sentence(by_pair: dict[tuple[str, str], Reading], arms: list[str], refs: li
         )
     parts = []
     for ref in refs:
-        sides = {arm: Side.of(by_pair, arm, ref) for arm in arms if arm != ref}
+        sides = {arm: Side.of(by_pair, arm, ref, sources) for arm in arms if arm != ref}
         groups = {
             word: [
                 Arm.parse(a).display
+                + (" (secondary, unadjusted)" if side.source == "secondary" else "")
                 for a, side in sides.items()
                 if side.readable and side.verdict == verdict
             ]
@@ -320,6 +390,7 @@ def _caption(
     costs: BenchCosts | None,
     refs: list[str],
     registered: int,
+    secondary: int = 0,
 ) -> str:
     """How the table was made, stated from its own inputs."""
     n = sum(math.isfinite(r.p) for r in readings)
@@ -328,10 +399,19 @@ def _caption(
         "reference at matched learning over the learning both reach (the seeds that ran both "
         "arms): the difference in perplexity ratio on held-out Wikipedia, with its interval at "
         "the level of its Holm step. A pair the registered plan names shows the plan's own "
-        f"reading ({registered} here, marked). The others are exploratory, Holm-adjusted as a "
+        f"reading ({registered} here, marked)."
+        + (
+            f" A peer the plan registers as secondary, against CURLoRA or LoRA, is read alone "
+            f"at {level_text(plan.confidence)}, outside any Holm family, as the plan says "
+            f"({secondary} here, marked)."
+            if secondary
+            else ""
+        )
+        + " The others are exploratory, Holm-adjusted as a "
         f"family of their own ({n} comparison{'s' if n != 1 else ''}, α = {plan.familywise_alpha:g}). Each pair is "
         "read once and shown on both arms' rows, negated on the second. A row's verdict is about "
-        "its own arm; *undecided* means Holm did not reject, whatever the interval shows."
+        "its own arm; *undecided* means Holm did not reject (a secondary cell: its test at "
+        f"{level_text(plan.confidence)} did not), whatever the interval shows."
     )
     if refs:
         text += (

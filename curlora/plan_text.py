@@ -20,7 +20,10 @@ def _header(plan: AnalysisPlan) -> str:
         if plan.status == "registered"
         else "a draft, not yet registered: its design waits for the pilot"
     )
-    return f"*Analysis plan* `{plan.file}` ({status}), SHA-256 `{plan.sha256[:16]}…`"
+    text = f"*Analysis plan* `{plan.file}` ({status}), SHA-256 `{plan.sha256[:16]}…`"
+    for a in plan.amendments:
+        text += f", amended by `{a.file}` ({a.registered}, SHA-256 `{a.sha256[:16]}…`)"
+    return text
 
 
 def _status(check: DesignCheck) -> str:
@@ -76,6 +79,8 @@ def _study_name(plan: AnalysisPlan, cells: Cells) -> str:
     """A reader's name for one study of a page: the part of the design it holds."""
     main = set(plan.design.get("main_arms", []))
     ablation = set(plan.design.get("ablation_arms", []))
+    if set(cells.arms) & set(plan.secondary_arms()):
+        return "The peers' comparison"
     if set(cells.arms) & (main - ablation):
         return "The main comparison"
     if set(cells.arms) & (ablation - main):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from curlora.arms import Arm
 from curlora.experiment import confirmatory
 from curlora.experiment.design import task_orders
-from curlora.plan import load_plan
+from curlora.plan import load_plan, plan_path
 
 
 def test_the_batches_are_the_plans_design(tmp_path, monkeypatch, capsys):
@@ -15,25 +15,53 @@ def test_the_batches_are_the_plans_design(tmp_path, monkeypatch, capsys):
     domain_plan = load_plan(protocol="domain")
     assert domain_plan.status == "registered"
     found = confirmatory.batches(plan, domain_plan)
-    assert list(found) == ["paper-0-4", "paper-5-9", "reverse", "ablation", "domain"]
-    d = plan.design
+    assert list(found) == [
+        "paper-0-4",
+        "paper-5-9",
+        "reverse",
+        "ablation",
+        "peers",
+        "peers-reverse",
+        "domain",
+    ]
+    d, rates = plan.design, plan.rates()
     tasks = tuple(d["tasks"])
     for name, specs in found.items():
         if name == "domain":
             continue
         assert {s.train_size for s in specs} == {600} and {s.autocast for s in specs} == {None}
         orders = {s.tasks for s in specs}
-        assert orders == ({tasks[::-1]} if name == "reverse" else {tasks})
+        assert orders == ({tasks[::-1]} if "reverse" in name else {tasks})
         for spec in specs:
             arm = Arm.of_spec(spec, d["rank"]).name
-            assert spec.lr in d["rates"][arm], (name, arm, spec.lr)
+            assert spec.lr in rates[arm], (name, arm, spec.lr)
     seeds = {name: sorted({s.seed for s in found[name]}) for name in found}
     assert seeds["paper-0-4"] + seeds["paper-5-9"] == d["paper_order_seeds"]
     assert seeds["reverse"] == d["reverse_order_seeds"] == seeds["ablation"]
+    assert seeds["peers"] == seeds["peers-reverse"] == d["secondary"]["seeds"]
     # Nothing is computed yet in an empty results folder; listing costs nothing.
     assert len(confirmatory.missing(found["reverse"])) == len(found["reverse"])
     assert confirmatory.main([]) == 0
     assert "paper-0-4" in capsys.readouterr().out
+
+
+def test_the_peers_batches_run_the_amendments_arms_beside_the_main_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    plan = load_plan()
+    found = confirmatory.batches(plan)
+    d = plan.design
+    for name, main in (("peers", "paper-0-4"), ("peers-reverse", "reverse")):
+        arms = {Arm.of_spec(s, d["rank"]).name for s in found[name]}
+        assert arms == {*d["main_arms"], *plan.secondary_arms()}
+        # The main arms' runs at the peers' seeds are the main batches' own: computed once.
+        shared = {s.key() for s in found[name] if Arm.of_spec(s, d["rank"]).name in d["main_arms"]}
+        assert shared == {s.key() for s in found[main] if s.seed in d["secondary"]["seeds"]}
+    # Without an amendment registering their rates, the plan's peers have no batch.
+    alone = tmp_path / "analysis_plan.toml"
+    alone.write_bytes(plan_path().read_bytes())
+    bare = load_plan(alone)
+    assert bare.amendments == () and bare.secondary_arms() == []
+    assert "peers" not in confirmatory.batches(bare)
 
 
 def test_the_domain_batch_is_protocol_2s_plan(tmp_path, monkeypatch):

@@ -141,3 +141,35 @@ def test_the_ablation_is_held_to_its_own_seeds_and_arms():
 def test_seeds_read_as_ranges():
     assert seed_text([4, 0, 1, 2, 3]) == "0–4"
     assert seed_text([0, 2]) == "0, 2" and seed_text([1, 2]) == "1, 2"
+
+
+def test_the_peers_are_held_to_the_amendments_grid_and_seeds():
+    secondary = {
+        "peers": ["dora"],
+        "exploratory": ["full"],
+        "seeds": [0, 1],
+        "orders": ["paper"],
+        "rates": {"dora": [1e-4, 1e-3], "full": [1e-5]},
+    }
+    plan = _plan(secondary=secondary)
+    main = synthetic_study(0.0, 0.0).runs  # the main arms at the headline's seeds, 0–2
+    peers = [
+        fake_run(m, lr, s, 0.6, 0.6, 1.0, 0.0)
+        for m, lr in (("dora", 1e-4), ("dora", 1e-3), ("full", 1e-5))
+        for s in (0, 1)
+    ]
+    check = paper_check(Study([*main, *peers], base_rank=4), plan)
+    assert check.differs == (_eval_400(),) and not check.missing and not check.outside
+    # Peers beside the main arms at the peers' seeds only: the headline claims would read
+    # fewer seeds than the plan registers, so it is an interim look, never the design.
+    batch = [r for r in main if r.spec.seed in (0, 1)]
+    interim = paper_check(Study([*batch, *peers], base_rank=4), plan)
+    assert any(t.endswith("not at seeds 2") for t in interim.missing)
+    assert not any("DoRA" in t or "full" in t for t in interim.missing)
+    short = [r for r in peers if not (r.spec.method == "dora" and r.spec.lr == 1e-3)]
+    gap = paper_check(Study([*main, *short], base_rank=4), plan)
+    assert "DoRA at rates 0.0001 (the plan's: 0.0001, 0.001)" in gap.missing
+    # Before an amendment registers their rates, the peers are read beside the plan.
+    unregistered = _plan(secondary={"peers": ["dora"]})
+    outside = paper_check(Study([*main, *peers], base_rank=4), unregistered)
+    assert outside.outside == ("DoRA and full fine-tuning (not in the plan)",)

@@ -282,6 +282,10 @@ def test_the_plan_line_says_whether_the_runs_are_the_design_and_how_not():
     )
     line = plan_line(plan, [main, ablation])
     assert line.startswith('<a id="analysis-plan"></a>*Analysis plan*')
+    # The plan's amendment is named beside it, with its own date and hash.
+    (amendment,) = plan.amendments
+    assert f"amended by `{amendment.file}` ({amendment.registered}" in line
+    assert amendment.sha256[:16] in line
     assert "not the plan's design" in line and "not its confirmatory test" in line
     # What both studies share is said once; the rest under each study's name.
     assert line.count("200 training examples") == 1

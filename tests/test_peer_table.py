@@ -54,6 +54,41 @@ def test_verdicts_follow_the_known_slopes(peers):
     assert "train step (ms)" not in table.columns
 
 
+def test_the_paper_plans_secondary_peers_are_read_on_both_outcomes():
+    from synthetic_runs import fake_run, synthetic_study
+
+    from curlora.study import Study
+
+    plan = load_plan()  # the paper plan with its amendment: DoRA is a secondary peer
+    base = synthetic_study(0.0, 0.05)
+    # DoRA learns as LoRA does (synthetic_study's gains) and forgets twice as much general
+    # knowledge per point learned, and none of the earlier tasks.
+    dora = [
+        fake_run("dora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain * (1 + jitter), gain)
+        for seed in (0, 1, 2)
+        for jitter in [0.002 * seed]
+        for k, lr in enumerate((1e-4, 3e-4, 1e-3, 3e-3))
+        for gain in [0.02 * (k + 1) + 2 * jitter]
+    ]
+    peers = forgets_least(Study([*base.runs, *dora], base_rank=4), plan, replicates=100)
+    table = peers.table
+    forgetting = "vs LoRA, earlier tasks' forgetting (registered only)"
+    assert "registered secondary, not Holm-adjusted" in table.loc["DoRA", VS_LORA]
+    assert "pts" in table.loc["DoRA", forgetting]
+    assert "registered secondary, not Holm-adjusted" in table.loc["DoRA", forgetting]
+    # CURLoRA against LoRA on forgetting is a registered claim: its reading, marked as such.
+    assert "the registered claim" in table.loc["CURLoRA", forgetting]
+    assert "(secondary, unadjusted)" in peers.sentence
+    assert "(2 here, marked)" in peers.caption and "Earlier tasks' forgetting" in peers.caption
+    # Each secondary comparison is a family of one: no adjustment, its level the plan's.
+    assert {r.claim.outcome for r in peers.readings} == {"ppl_ratio", "forgetting"}
+    assert all(r.level == pytest.approx(plan.confidence) for r in peers.readings)
+    p = [r.p for r in peers.readings]
+    assert [r.p_holm for r in peers.readings] == pytest.approx(p, nan_ok=True)
+    assert "(0 comparisons," in peers.caption  # nothing left for the exploratory family
+    assert table.loc["DoRA", VS_LORA].endswith("forgets more")
+
+
 def test_costs_shown_only_for_the_model_and_rank_they_timed(tmp_path):
     rows = [
         {"method": m, "median_s": s, "peak_mb": mb, "model": "smollm2-135m", "rank": 16}

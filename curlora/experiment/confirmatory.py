@@ -51,6 +51,13 @@ def batches(
         "reverse": design(main, d["reverse_order_seeds"], "reverse"),
         "ablation": design(ablation, d["ablation_seeds"], "paper"),
     }
+    # The secondary peers (once an amendment registers their rates) beside the main arms at the
+    # peers' seeds, in each of their orders: the main arms' runs are shared with the batches above.
+    peers = plan.secondary_arms()
+    if peers:
+        for order in d["secondary"]["orders"]:
+            name = "peers" if order == d["headline_order"] else f"peers-{order}"
+            found[name] = design([*main, *peers], d["secondary"]["seeds"], order)
     if domain_plan.status == "registered":
         found["domain"] = domain_design(domain_plan)
     return found

@@ -79,7 +79,8 @@ def registered_study(
     arms: list[str], seeds: list[int], orders: str, plan: AnalysisPlan | None = None
 ) -> dict[str, Any]:
     """Notebook parameters of a study the registered plan designs: ``arms`` at its rates."""
-    design = (load_plan() if plan is None else plan).design
+    plan = load_plan() if plan is None else plan
+    design, rates = plan.design, plan.rates()
     budget = PRESETS[design["preset"]]
     return {
         "preset": design["preset"],
@@ -90,7 +91,7 @@ def registered_study(
         "val_size": budget.val_size,
         "eval_size": budget.eval_size,
         "arms": arms,
-        "lrs": {arm: design["rates"][arm] for arm in arms},
+        "lrs": {arm: rates[arm] for arm in arms},
         "seeds": seeds,
         "orders": orders,
     }
