@@ -156,6 +156,9 @@ def test_smoke_suite_runs_renders_and_keeps_to_its_folder(tmp_path, monkeypatch)
     assert '<a id="protocol-2"></a>' in page and "curlora-vs-lora-domain" in page
     # Each protocol's "which method forgets least" table, and their verdicts side by side.
     assert page.count("Which method forgets least for the same learning") == 2
+    # Notebook 04's smoke arms are every method: the plan's secondary peers read as such.
+    assert all(name in page for name in ("DoRA", "PiSSA", "MiLoRA-style", "OSF", "CorDA"))
+    assert "(10 here, marked)" in page and "A peer the plan registers as secondary" in page
     assert "## The same questions under both protocols" in page
     # The page opens with the small-sample flag, then the decision box; no progress bars.
     _title, flag, body = page.split("\n\n", 2)

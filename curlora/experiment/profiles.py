@@ -61,6 +61,8 @@ _SMOKE = {
     "seeds": [0, 1],
     "lrs": {"*": [3e-3, 3e-2]},
 }
+#: The PEFT peers and full fine-tuning, as arms (docs/peft.md).
+_PEERS = ["dora", "pissa", "milora", "middle", "corda", "osf", "full"]
 #: The paper's setting (§6): GPT-2-large, the hub data sets; rates around its 2.5e-4.
 _PAPER = {
     "preset": "paper-gpt2",
@@ -138,7 +140,9 @@ PROFILES: dict[str, dict[str, dict[str, Any] | None]] = {
         },
         "02": _SMOKE,
         "03": {"models": ["gpt2", "HuggingFaceTB/SmolLM2-135M-Instruct"], "ranks": [8, 16]},
-        "04": _SMOKE,
+        # Every method of the registry runs through notebook 04's arms: the peers' table and
+        # frontiers read them all (tiny runs: about a second each).
+        "04": {**_SMOKE, "arms": ["curlora", "lora", *_PEERS, "head-only"]},
         "05": _SMOKE,
         "06": _DOMAIN_SMOKE,
     },
