@@ -410,8 +410,13 @@ def _caption(
         + " The others are exploratory, Holm-adjusted as a "
         f"family of their own ({n} comparison{'s' if n != 1 else ''}, α = {plan.familywise_alpha:g}). Each pair is "
         "read once and shown on both arms' rows, negated on the second. A row's verdict is about "
-        "its own arm; *undecided* means Holm did not reject (a secondary cell: its test at "
-        f"{level_text(plan.confidence)} did not), whatever the interval shows."
+        "its own arm; *undecided* means Holm did not reject"
+        + (
+            f" (a secondary cell: its test at {level_text(plan.confidence)} did not)"
+            if secondary
+            else ""
+        )
+        + ", whatever the interval shows."
     )
     if refs:
         text += (

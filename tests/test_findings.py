@@ -212,6 +212,7 @@ def test_the_readme_findings_are_generated_under_the_current_plan():
     assert block.startswith("\n> **Decision box**")
     # Re-rendered after the plan last changed: the block names the plan's current hash.
     assert load_plan().sha256[:16] in block
+    assert all(a.sha256[:16] in block for a in load_plan().amendments)
     lines = [line for line in block.splitlines() if line.startswith("> - ")]
     assert 1 <= len(lines) <= 6 and all("(report/evidence/FINDINGS.md#claim-" in x for x in lines)
 

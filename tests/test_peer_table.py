@@ -48,6 +48,7 @@ def test_verdicts_follow_the_known_slopes(peers):
     assert "Against LoRA — forgets less: CURLoRA" in peers.sentence
     # The plan registers four of these pairs: their cells are its readings, out of the family.
     assert "(4 here, marked)" in peers.caption and "(1 comparison," in peers.caption
+    assert "secondary" not in peers.caption  # the domain plan registers no secondary peers
     assert "the registered claim)" in table.loc["CURLoRA", VS_LORA]
     assert "registered" not in table.loc["LoRA r1", VS_LORA]
     assert "at 95%" in table.loc["LoRA r1", VS_LORA]
