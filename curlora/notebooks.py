@@ -134,7 +134,7 @@ def check_inputs(designs: list) -> None:
             check_model(base.model)
             seen.add(base.model)
         for ref in base.tasks:
-            for seed in design.seeds:
+            for seed in design.all_seeds():
                 if (ref, seed) not in seen:
                     load_task(ref, base.train_size, base.val_size, base.eval_size, seed)
                     seen.add((ref, seed))

@@ -46,8 +46,12 @@ def design_text(design, runs: list) -> str:
         f"{base.head_lr if base.head_lr is not None else 'as the adapter'}; "
         f"{'bf16 autocast' if base.autocast else base.dtype}; perplexity on "
         f"{base.ppl_windows or 'all'} windows of {base.ppl_max_length} tokens of `{base.corpus}`. "
-        f"Arms and learning rates: {rates}. Seeds: {', '.join(map(str, design.seeds))}. "
-        f"{len(runs)} runs in all.{cost}"
+        f"Arms and learning rates: {rates}. Seeds: {', '.join(map(str, design.seeds))}"
+        + "".join(
+            f" ({Arm.parse(a).display}: {', '.join(map(str, s))})"
+            for a, s in design.arm_seeds.items()
+        )
+        + f". {len(runs)} runs in all.{cost}"
     )
 
 

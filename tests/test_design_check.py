@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 from synthetic_runs import fake_run, synthetic_study
 
 from curlora.design_check import DesignCheck, paper_check, seed_text
@@ -173,3 +174,24 @@ def test_the_peers_are_held_to_the_amendments_grid_and_seeds():
     unregistered = _plan(secondary={"peers": ["dora"]})
     outside = paper_check(Study([*main, *peers], base_rank=4), unregistered)
     assert outside.outside == ("DoRA and full fine-tuning (not in the plan)",)
+
+
+def test_arms_may_run_at_their_own_seeds():
+    from curlora.experiment.design import study_design
+    from curlora.tables import design_text
+
+    design = study_design(
+        "smoke",
+        arms=["curlora", "dora", "head-only"],
+        lrs={"*": [1e-3, 1e-2]},
+        seeds=[0, 1, 2],
+        arm_seeds={"dora": [0, 1]},
+    )
+    seeds = {}
+    for spec in design.specs():
+        seeds.setdefault(spec.method, set()).add(spec.seed)
+    assert seeds == {"curlora": {0, 1, 2}, "dora": {0, 1}, "head-only": {0, 1, 2}}
+    assert len(design.specs()) == 2 * 3 + 2 * 2 + 3 and design.all_seeds() == (0, 1, 2)
+    assert "Seeds: 0, 1, 2 (DoRA: 0, 1)." in design_text(design, [])
+    with pytest.raises(ValueError, match=r"arm_seeds names \['lora'\]"):
+        study_design("smoke", arms=["curlora"], lrs={"*": [1e-3]}, arm_seeds={"lora": [0]})

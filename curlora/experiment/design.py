@@ -40,10 +40,19 @@ class Design:
     lrs: dict[str, tuple[float, ...]] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     orders: str = "paper"
+    #: Seeds of the arms that run at other seeds than ``seeds`` (a registered design may run
+    #: its secondary arms at fewer seeds than its main ones).
+    arm_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for arm in self.arms:
             Arm.parse(arm)  # an unknown arm fails here, naming the forms an arm takes
+        stray = sorted(set(self.arm_seeds) - set(self.arms))
+        if stray:
+            raise ValueError(
+                f"arm_seeds names {stray}, which are not among the arms {list(self.arms)}; "
+                "give seeds only for arms the design runs."
+            )
         missing = [a for a in self.arms if a != "head-only" and not self.rates(a)]
         if missing:
             raise ValueError(f"No learning rates for arm(s) {missing}; give lrs[arm] or lrs['*'].")
@@ -55,13 +64,21 @@ class Design:
             return (self.base.lr,)
         return tuple(self.lrs.get(arm, self.lrs.get("*", ())))
 
+    def seeds_of(self, arm: str) -> tuple[int, ...]:
+        """The seeds an arm runs at: its own, else the design's."""
+        return tuple(self.arm_seeds.get(arm, self.seeds))
+
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every seed any arm runs at."""
+        return tuple(sorted({s for arm in self.arms for s in self.seeds_of(arm)}))
+
     def specs(self) -> list[ExperimentSpec]:
         """Every run of the design: arm × rate × seed × order."""
         out = []
         for tasks in task_orders(self.base.tasks, self.orders):
             for arm in self.arms:
                 for lr in self.rates(arm):
-                    for seed in self.seeds:
+                    for seed in self.seeds_of(arm):
                         out.append(
                             self.base.replace(
                                 tasks=tasks, lr=lr, seed=seed, **Arm.parse(arm).changes()
@@ -82,6 +99,7 @@ def study_design(
     lrs: dict[str, list[float]] | None = None,
     seeds: list[int] = (0, 1, 2),
     orders: str = "paper",
+    arm_seeds: dict[str, list[int]] | None = None,
 ) -> Design:
     """A design from notebook-style parameters: a preset, the fields to change, and the grid.
 
@@ -105,4 +123,5 @@ def study_design(
         {k: tuple(v) for k, v in (lrs or {}).items()},
         tuple(seeds),
         orders,
+        {arm: tuple(s) for arm, s in (arm_seeds or {}).items()},
     )

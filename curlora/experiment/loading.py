@@ -24,11 +24,23 @@ def load_study(
     lrs: dict[str, list[float]],
     seeds: list[int],
     orders: str,
+    arm_seeds: dict[str, list[int]] | None = None,
     executor: str = "auto",
 ) -> tuple[Design, list[Results], Study]:
     """The design that notebook parameters name, its runs and the Study of them."""
     design = study_design(
-        preset, model, tasks, rank, train_size, val_size, eval_size, arms, lrs, seeds, orders
+        preset,
+        model,
+        tasks,
+        rank,
+        train_size,
+        val_size,
+        eval_size,
+        arms,
+        lrs,
+        seeds,
+        orders,
+        arm_seeds,
     )
     # Cached runs load at once; in the suite the runner has computed the rest beforehand.
     runs = run_many(design.specs(), executor=executor, progress=False)

@@ -195,6 +195,7 @@ STUDY_PARAMETERS = (
     "lrs",
     "seeds",
     "orders",
+    "arm_seeds",
 )
 #: The notebook parameters of a continued-training study (protocol 2): those of
 #: ``curlora.domain_study.domain_specs``. A notebook declaring all of them reads one.
