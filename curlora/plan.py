@@ -153,8 +153,8 @@ def load_plan(path: str | Path | None = None, protocol: str = "paper") -> Analys
         before = amendments[-1].sha256 if amendments else None
         amendment, design = _amend(design, amendment_path, path.name, sha256, before)
         amendments.append(amendment)
-    if amendments:
-        _check_secondary(design, amendments[-1].file)
+    # Whoever registers the secondary arms (the plan or an amendment), the same rules hold.
+    _check_secondary(design, amendments[-1].file if amendments else _shown(path))
     return AnalysisPlan(
         title=data["plan"]["title"],
         status=data["plan"]["status"],
