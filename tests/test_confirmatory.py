@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from curlora.arms import Arm
 from curlora.experiment import confirmatory
-from curlora.experiment.design import task_orders
+from curlora.experiment.design import study_design, task_orders
+from curlora.experiment.profiles import registered_comparison
 from curlora.plan import load_plan, plan_path
 
 
@@ -80,3 +81,22 @@ def test_the_domain_batch_is_protocol_2s_plan(tmp_path, monkeypatch):
 
 def test_the_reverse_order_alone():
     assert task_orders(("a", "b", "c"), "reverse") == [("c", "b", "a")]
+
+
+def test_notebook_04s_reading_of_the_plan_is_the_batches_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    plan = load_plan()
+    d = plan.design
+    found = confirmatory.batches(plan)
+    paper, peer_seeds = d["paper_order_seeds"], d["secondary"]["seeds"]
+    # The main comparison at every paper-order seed, the peers at theirs: exactly the runs of
+    # the two paper batches and the peers batch, nothing the batches do not compute.
+    reading = study_design(**registered_comparison(paper, peer_seeds)).specs()
+    computed = [*found["paper-0-4"], *found["paper-5-9"], *found["peers"]]
+    assert {s.key() for s in reading} == {s.key() for s in computed}
+    assert {
+        s.seed for s in reading if Arm.of_spec(s, d["rank"]).name in plan.secondary_arms()
+    } == set(peer_seeds)
+    # Without peer seeds it reads the main arms alone.
+    alone = study_design(**registered_comparison(paper)).specs()
+    assert {Arm.of_spec(s, d["rank"]).name for s in alone} == set(d["main_arms"])

@@ -75,10 +75,17 @@ _PAPER = {
 #: The registered plan's seeds whose runs are committed, in the headline (paper) order: its
 #: first batch (python -m curlora.experiment.confirmatory paper-0-4). Widen as batches land.
 _CONFIRMED_SEEDS = [0, 1, 2, 3, 4]
+#: The seeds of the secondary arms (the plan's amendment) whose runs are committed in the headline
+#: order (batch ``peers``); empty until it lands, and notebook 04 then reads the main arms alone.
+_CONFIRMED_PEER_SEEDS: list[int] = []
 
 
 def registered_study(
-    arms: list[str], seeds: list[int], orders: str, plan: AnalysisPlan | None = None
+    arms: list[str],
+    seeds: list[int],
+    orders: str,
+    plan: AnalysisPlan | None = None,
+    arm_seeds: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     """Notebook parameters of a study the registered plan designs: ``arms`` at its rates."""
     plan = load_plan() if plan is None else plan
@@ -96,13 +103,23 @@ def registered_study(
         "lrs": {arm: rates[arm] for arm in arms},
         "seeds": seeds,
         "orders": orders,
+        "arm_seeds": arm_seeds or {},
     }
 
 
-def registered_comparison(seeds: list[int]) -> dict[str, Any]:
-    """Notebook 04's parameters for the registered plan's main comparison at ``seeds``."""
-    design = load_plan().design
-    return registered_study(design["main_arms"], seeds, design["headline_order"])
+def registered_comparison(seeds: list[int], peer_seeds: list[int] | None = None) -> dict[str, Any]:
+    """Notebook 04's parameters for the registered plan's main comparison at ``seeds``, with its
+    secondary arms beside it at ``peer_seeds`` when given."""
+    plan = load_plan()
+    design = plan.design
+    peers = plan.secondary_arms() if peer_seeds else []
+    return registered_study(
+        [*design["main_arms"], *peers],
+        seeds,
+        design["headline_order"],
+        plan,
+        arm_seeds={arm: list(peer_seeds or []) for arm in peers},
+    )
 
 
 #: Notebook 06 (protocol 2: continued training) in the smoke profile: a tiny model, a few blocks.
@@ -160,7 +177,7 @@ PROFILES: dict[str, dict[str, dict[str, Any] | None]] = {
         "03": {},
         # The headline reads the registered plan's runs; the n = 3 runs over six task orders that
         # came before it stay committed and are read by notebooks 02 and 05.
-        "04": registered_comparison(_CONFIRMED_SEEDS),
+        "04": registered_comparison(_CONFIRMED_SEEDS, _CONFIRMED_PEER_SEEDS),
         "05": {
             **_EVIDENCE,
             "arms": _SAMPLING_ARMS,
