@@ -110,11 +110,15 @@ def fake_run(
 
 
 def synthetic_study(
-    curlora_forgets: float, lora_forgets: float, learned: bool = True, cross: bool = False
+    curlora_forgets: float,
+    lora_forgets: float,
+    learned: bool = True,
+    cross: bool = False,
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> Study:
     base = 0.6 if learned else 0.4  # not learned: every own accuracy stays below majority (0.5)
     runs = []
-    for seed in (0, 1, 2):
+    for seed in seeds:
         jitter = 0.002 * seed
         runs.append(fake_run("head-only", 0.01, seed, base, base, 1.0, 0.0))
         for k, lr in enumerate((1e-3, 3e-3, 1e-2, 3e-2)):

@@ -9,6 +9,7 @@ import pytest
 from synthetic_runs import domain_study
 
 from curlora.arms import Arm
+from curlora.claims import read_claims
 from curlora.domain_study import DomainStudy
 from curlora.peer_table import bench_costs, forgets_least, peer_claims, peer_markdown
 from curlora.plan import load_plan
@@ -88,6 +89,31 @@ def test_the_paper_plans_secondary_peers_are_read_on_both_outcomes():
     assert [r.p_holm for r in peers.readings] == pytest.approx(p, nan_ok=True)
     assert "(0 comparisons," in peers.caption  # nothing left for the exploratory family
     assert table.loc["DoRA", VS_LORA].endswith("forgets more")
+
+
+def test_a_peer_at_fewer_seeds_is_read_on_the_seeds_it_shares():
+    from synthetic_runs import fake_run, synthetic_study
+
+    from curlora.study import Study
+
+    # The evidence's layout: the main arms at more seeds than the amendment's peers.
+    base = synthetic_study(0.0, 0.05, seeds=(0, 1, 2, 3, 4, 5))
+    dora = [
+        fake_run("dora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain * (1 + jitter), gain)
+        for seed in (0, 1, 2)
+        for jitter in [0.002 * seed]
+        for k, lr in enumerate((1e-4, 3e-4, 1e-3, 3e-3))
+        for gain in [0.02 * (k + 1) + 2 * jitter]
+    ]
+    study, plan = Study([*base.runs, *dora], base_rank=4), load_plan()
+    registered = read_claims([study], plan, 100)
+    peers = forgets_least(study, plan, replicates=100, registered=registered)
+    n = {(r.claim.arm, r.claim.against): r.estimate.n for r in peers.readings if r.readable}
+    # Each comparison pairs the seeds both arms ran: DoRA's three against the references, all
+    # six in the plan's own claims, which the peers' fewer seeds must not cut.
+    assert n[("dora", "lora")] == n[("dora", "curlora")] == 3
+    assert {r.estimate.n for r in registered if r.readable} == {6}
+    assert peers.table.loc["DoRA", VS_LORA].endswith("forgets more")
 
 
 def test_costs_shown_only_for_the_model_and_rank_they_timed(tmp_path):
