@@ -102,24 +102,31 @@ def _p_value(claim: Claim, e: Estimate) -> float:
     return max(e.p_above(-shift), e.p_below(shift))
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (NaN entries are left out of the family)."""
+def _steps(p_values: list[float]) -> list[tuple[int, int]]:
+    """(Holm step, index) of each readable p-value, smallest first. A claim that could not be
+    read (NaN) stays in the family as one never rejected, last: which claims the runs can read
+    depends on the data, so leaving it out would shrink the family the plan registered."""
     order = sorted((p, k) for k, p in enumerate(p_values) if math.isfinite(p))
-    m = len(order)
-    adjusted = [math.nan] * len(p_values)
+    return [(step, k) for step, (_, k) in enumerate(order)]
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values over every entry (NaN: unread, never rejected)."""
+    m = len(p_values)
+    adjusted = [math.nan] * m
     running = 0.0
-    for step, (p, k) in enumerate(order):
-        running = max(running, min(1.0, (m - step) * p))
+    for step, k in _steps(p_values):
+        running = max(running, min(1.0, (m - step) * p_values[k]))
         adjusted[k] = running
     return adjusted
 
 
 def holm_levels(p_values: list[float], alpha: float) -> list[float]:
-    """Each claim's confidence at its Holm step: 1 − α / (m − step), step 0 the smallest p."""
-    order = sorted((p, k) for k, p in enumerate(p_values) if math.isfinite(p))
-    m = len(order)
-    levels = [math.nan] * len(p_values)
-    for step, (_, k) in enumerate(order):
+    """Each readable claim's confidence at its Holm step: 1 − α / (m − step), step 0 the
+    smallest p, m every claim of the family (NaN for an unread one)."""
+    m = len(p_values)
+    levels = [math.nan] * m
+    for step, k in _steps(p_values):
         levels[k] = 1 - alpha / (m - step)
     return levels
 

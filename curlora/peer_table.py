@@ -393,7 +393,7 @@ def _caption(
     secondary: int = 0,
 ) -> str:
     """How the table was made, stated from its own inputs."""
-    n = sum(math.isfinite(r.p) for r in readings)
+    n = len(readings)  # the whole family: a pair with no common range stays in it, unrejected
     text = (
         "Each arm at its operating rate (chosen on validation, all its seeds), and against each "
         "reference at matched learning over the learning both reach (the seeds that ran both "

@@ -40,9 +40,14 @@ def test_a_plan_with_a_bad_claim_says_which(tmp_path):
 def test_holm_adjusts_step_down():
     # Sorted 0.01, 0.03, 0.04: ×3, ×2 (then the running max), ×1 (running max).
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.04, math.nan, 0.01]) == pytest.approx([0.04, math.nan, 0.02], nan_ok=True)
     assert holm_levels([0.01, 0.04, 0.03], 0.05) == pytest.approx(
         [1 - 0.05 / 3, 1 - 0.05 / 1, 1 - 0.05 / 2]
+    )
+    # A claim the runs could not read keeps its place in the family, as one never rejected: the
+    # others are adjusted over all three, and their steps stop short of the last.
+    assert holm([0.04, math.nan, 0.01]) == pytest.approx([0.08, math.nan, 0.03], nan_ok=True)
+    assert holm_levels([0.04, math.nan, 0.01], 0.05) == pytest.approx(
+        [1 - 0.05 / 2, math.nan, 1 - 0.05 / 3], nan_ok=True
     )
 
 
@@ -112,8 +117,9 @@ def test_claims_missing_an_arm_are_undecided_with_the_reason():
     )
     first, second = read_claims([synthetic_study(0.0, 0.0, cross=True)], plan)
     assert first.verdict == "undecided" and "curlora-norm" in first.reason
-    # The family holds one testable claim: Holm leaves its p-value as it is.
-    assert second.p_holm == pytest.approx(second.p)
+    # The unread claim stays in the family, never rejected: Holm adjusts the other over both.
+    assert second.p_holm == pytest.approx(min(1.0, 2 * second.p))
+    assert second.level == pytest.approx(1 - plan.familywise_alpha / 2)
 
 
 def test_old_runs_are_read_on_accuracy_and_the_deviation_is_stated():
