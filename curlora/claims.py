@@ -92,6 +92,18 @@ def estimate_claim(
     return Reading(claim, e, _p_value(claim, e))
 
 
+def rate_choices(
+    claim: Claim, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> dict[float, float]:
+    """For a claim read at its arm's operating rate: the share of the seed-resampling bootstrap
+    replicates that chose each of the arm's rates."""
+    mine = restrict(cells, claim.arms())
+    n, w = len(mine.seeds), len(mine.tokens)
+    draws = seed_draws(n, w, replicates or plan.bootstrap_replicates, plan.bootstrap_seed)
+    chosen = Means(mine, draws).operating_rate(claim.arm)
+    return {lr: float(np.mean(chosen == k)) for k, lr in enumerate(mine.rates[claim.arm])}
+
+
 def _p_value(claim: Claim, e: Estimate) -> float:
     if claim.kind == "matched":
         return e.p_two_sided()

@@ -29,6 +29,7 @@ from curlora.claims import (
     Reading,
     at_every_level,
     home_cells,
+    rate_choices,
     read_claims,
     robustness,
     seed_t_interval,
@@ -123,9 +124,9 @@ def lora_explodes_verdict(study: Study) -> list[str]:
     shift = math.log(EXPLODES)
     label = verdict_label(
         Interval(i.mean - shift, i.lo - shift, i.hi - shift, i.n, i.se),
-        "**Not shown here**: perplexity is shown to stay below double",
-        "**Perplexity at least doubles here**, though the paper's ×10,000 is not tested at this scale",
-        "**Undecided**: neither doubling nor staying below double is shown",
+        "t over seeds: it stays below double",
+        "t over seeds: it at least doubles, though the paper's ×10,000 is not tested at this scale",
+        "t over seeds: neither doubling nor staying below double is shown",
     )
     return [
         f"*LoRA forgets: perplexity explodes* (paper: ×10,000 on Mistral-7B). {label}: at its "
@@ -141,11 +142,11 @@ def curlora_keeps_perplexity_verdict(study: Study) -> list[str]:
     i = study.interval("curlora", "ppl_ratio")
     band = math.log(1.01)
     if i.n > 1 and i.lo > -band and i.hi < band:
-        label = "**Holds here** within ±1%"
+        label = "t over seeds: it holds within ±1%"
     elif i.n > 1 and (i.lo > band or i.hi < -band):
-        label = "**Contradicted here**: the change is shown to exceed 1%"
+        label = "t over seeds: contradicted, the change exceeds 1%"
     else:
-        label = "**Not shown within ±1%**"
+        label = "t over seeds: not shown within ±1%"
     return [
         f"*CURLoRA keeps perplexity fixed.* {label}: at its operating rate "
         f"{study.operating_rate('curlora'):g}, perplexity changes by {ratio_reading(i)}"
@@ -254,8 +255,8 @@ def equal_learning_verdict(study: Study, peer: str) -> str:
     """CURLoRA against one LoRA arm at matched plasticity on their frontiers (and at one rate)."""
     comparisons = {o: study.compare("curlora", peer, o) for o in STABILITY}
     holds = (
-        "CURLoRA lower (**holds**)",
-        "CURLoRA higher (**contradicted**)",
+        "CURLoRA lower (t over seeds: holds)",
+        "CURLoRA higher (t over seeds: contradicted)",
         "no difference shown",
     )
     pair = study.matched_pair("curlora", peer) if not comparisons["ppl_ratio"].levels else None
@@ -473,7 +474,7 @@ def findings(
         "**Which method forgets least for the same learning** (pairs the plan names as "
         f"registered, the rest exploratory): {peers.sentence}",
         "",
-        f"Read from {len({(r.spec.label(), r.spec.tasks) for st in studies for r in st.runs})} "
+        f"Read from {len({r.spec.key() for st in studies for r in st.runs})} "
         "runs: "
         f"{design_summary(main)}"
         + (f"; the sampling ablation {design_summary(ablation)}" if ablation else "")
@@ -481,6 +482,30 @@ def findings(
         f"[the findings page]({PUBLISHED_PAGE}).",
     ]
     return Findings("\n".join(parts) + "\n", "\n".join(readme) + "\n", tuple(readings))
+
+
+#: Below this share of replicates for its most chosen rate, a claim's choice of rate is split.
+SPLIT_CHOICE = 0.9
+
+
+def _rate_choice_text(
+    r: Reading, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> str:
+    """Which rates the bootstrap's resampled seeds chose for a claim read at an operating rate,
+    and what a split choice does to its interval."""
+    shares = rate_choices(r.claim, cells, plan, replicates)
+    chosen = ", ".join(f"{lr:g} in {share:.0%}" for lr, share in shares.items() if share > 0)
+    text = (
+        f"Validation's choice of {Arm.parse(r.claim.arm).display}'s operating rate, re-made in "
+        f"every replicate that resamples the seeds: {chosen}."
+    )
+    if max(shares.values()) < SPLIT_CHOICE:
+        text += (
+            " The choice splits, so the replicates gather around the outcome at each chosen "
+            "rate, and the interval (estimate ± t × bootstrap SE, the plan's rule) spans the gap "
+            "between them: its ends need not be values any rate produced."
+        )
+    return text
 
 
 def claim_section(
@@ -494,6 +519,8 @@ def claim_section(
             "undefined (no common plasticity range, for a matched claim); the interval rests "
             "on the others."
         )
+    if r.readable and r.claim.kind != "matched":
+        lines += ["", _rate_choice_text(r, cells, plan, replicates)]
     levels = at_every_level(r.claim, cells, plan, replicates)
     if levels:
         x, scale = plasticity_label(cells)

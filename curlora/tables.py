@@ -55,16 +55,15 @@ def design_text(design, runs: list) -> str:
     )
 
 
-def summary_table(runs: list) -> pd.DataFrame:
-    """One row per configuration (runs that differ only by seed), mean ± CI half-width."""
+def summary_table(runs: list, base_rank: int | None = None) -> pd.DataFrame:
+    """One row per configuration (runs that differ only by seed): each number's mean and 95%
+    half-width over seeds; the perplexity ratio's geometric mean and its interval's factor."""
     from curlora.experiment.summary import summarise
 
-    table = summarise(runs)
-    keep = ["arm", "lr", "order", "n_seeds"] + [
-        f"{k}_{s}"
-        for k in ("ACC", "BWT", "Forgetting", "ppl_ratio", "output_shift")
-        for s in ("mean", "ci")
-    ]
+    table = summarise(runs, base_rank=base_rank)
+    keep = ["arm", "lr", "order", "n_seeds"]
+    for k in ("ACC", "BWT", "Forgetting", "ppl_ratio", "output_shift"):
+        keep += [f"{k}_gmean", f"{k}_factor"] if k == "ppl_ratio" else [f"{k}_mean", f"{k}_ci"]
     return table[keep].round(4)
 
 
@@ -166,7 +165,8 @@ def operating_table(study: Study) -> pd.DataFrame:
             {
                 "arm": Arm.parse(arm).display,
                 "trainable": runs[0].summary()["adapter_params"],
-                "rate": study.operating_rate(arm),
+                # Head-only trains no adapter: its runs' adapter rate moves nothing.
+                "rate": "—" if arm == "head-only" else f"{study.operating_rate(arm):g}",
                 f"ACC (over seeds, {len(study.orders)} task orders)": interval_text(
                     acc, signed=False
                 ),

@@ -211,6 +211,25 @@ def test_summaries_never_pool_different_specs():
     assert a[0].spec.group_key() == a[1].spec.group_key() != b.spec.group_key()
 
 
+def test_summaries_name_other_ranks_and_pool_ratios_on_the_log_scale():
+    from synthetic_runs import fake_run
+
+    from curlora.tables import summary_table
+
+    runs = [
+        fake_run("lora", 1e-3, seed, 0.7, 0.7, ratio, 0.1, rank=rank)
+        for rank in (4, 1)
+        for seed, ratio in enumerate((1.0, 100.0))
+    ]
+    table = summary_table(runs, base_rank=4).set_index("arm")
+    # Rank 1 at the study's rank 4 is its own arm, not LoRA's.
+    assert list(table.index) == ["lora", "lora-r1"]
+    # Ratios ×1 and ×100 pool to ×10 (geometric), not ×50.5; the interval is a factor either side.
+    assert table.loc["lora", "ppl_ratio_gmean"] == pytest.approx(10.0)
+    assert table.loc["lora", "ppl_ratio_factor"] > 10.0
+    assert "ppl_ratio_mean" not in table.columns
+
+
 def test_bad_specs_are_refused():
     with pytest.raises(ValueError, match="method"):
         preset("smoke", method="bogus")

@@ -55,8 +55,8 @@ def test_each_lora_arm_gets_its_own_equal_learning_verdict():
         )
         for peer in ("LoRA", "LoRA r1")
     }
-    assert "CURLoRA higher (**contradicted**)" in by_peer["LoRA"].split(";")[0]
-    assert "CURLoRA lower (**holds**)" in by_peer["LoRA r1"].split(";")[0]
+    assert "CURLoRA higher (t over seeds: contradicted)" in by_peer["LoRA"].split(";")[0]
+    assert "CURLoRA lower (t over seeds: holds)" in by_peer["LoRA r1"].split(";")[0]
 
 
 def test_ablation_verdict_and_table():
@@ -95,9 +95,11 @@ def test_a_matched_pair_of_rates_decides_when_frontiers_cannot():
     rate_a, rate_b, gap = higher.matched_pair("curlora", "lora")
     assert (rate_a, rate_b) == (1e-3, 3e-4) and abs(gap.mean) < 0.02
     text = findings.equal_learning_verdict(higher, "lora")
-    assert "at the nearest matched pair of rates, CURLoRA higher (**contradicted**)" in text
+    assert (
+        "at the nearest matched pair of rates, CURLoRA higher (t over seeds: contradicted)" in text
+    )
     lower = findings.equal_learning_verdict(single_rate_learners(curlora_ratio=0.95), "lora")
-    assert "at the nearest matched pair of rates, CURLoRA lower (**holds**)" in lower
+    assert "at the nearest matched pair of rates, CURLoRA lower (t over seeds: holds)" in lower
     ablation = findings.ablation_verdict(single_rate_learners(1.05, peer_sampling="norm"))
     assert "more perplexity change at the nearest matched pair of rates" in ablation
 
@@ -117,8 +119,8 @@ def test_each_task_order_gets_its_own_verdicts():
     study = Study(runs)
     assert study.of_order(reverse).orders == [reverse]
     paper_part, reverse_part = findings.order_verdicts(study).split("**c → b → a alone**")
-    assert "**Holds here**" in paper_part and "Contradicted" not in paper_part
-    assert "**Contradicted here**" in reverse_part
+    assert "t over seeds: it holds" in paper_part and "contradicted" not in paper_part
+    assert "t over seeds: contradicted" in reverse_part
     one = Study([r for r in runs if r.spec.tasks == TASKS])
     assert "not tested here" in findings.order_verdicts(one)
     with pytest.raises(ValueError, match="No runs in task order"):
@@ -312,3 +314,50 @@ def test_the_plan_line_says_whether_the_runs_are_the_design_and_how_not():
     assert "not compared with a design" in plan_line(
         plan, [dataclasses.replace(cells, design=DesignCheck())]
     )
+
+
+def test_the_readme_counts_runs_not_their_labels():
+    from curlora.experiment.results import Results
+    from curlora.findings import findings as read_findings
+
+    main = synthetic_study(0.0, 0.1)
+    # The same arms, rates and seeds at another budget: the same labels, but other runs.
+    other = Study(
+        [
+            Results(
+                r.spec.replace(train_size=2 * r.spec.train_size),
+                r.accuracy,
+                r.perplexity,
+                r.layers,
+                r.loss,
+            )
+            for r in main.runs
+        ],
+        base_rank=4,
+    )
+    found = read_findings(main, other, replicates=100)
+    assert f"Read from {2 * len(main.runs)} runs" in found.readme
+
+
+def test_a_claim_at_an_operating_rate_says_how_often_each_rate_is_chosen():
+    from curlora.findings import findings as read_findings
+
+    def keeps_section(study: Study) -> str:
+        page = read_findings(study, replicates=200).page
+        return page.split('<a id="claim-curlora-keeps"></a>')[1].split("<a id=")[0]
+
+    # Validation prefers the higher rate in every seed: the choice never moves.
+    clear = keeps_section(synthetic_study(0.0, 0.1))
+    assert "0.03 in 100%" in clear and "The choice splits" not in clear
+    # Half the seeds prefer each rate, whose perplexities differ ×3: resampled seeds split.
+    runs = []
+    for seed in range(4):
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0, val=0.6))
+        better = 1e-3 if seed < 2 else 3e-3
+        for lr, ratio in ((1e-3, 1.05), (3e-3, 3.0)):
+            val = 0.75 if lr == better else 0.7
+            runs.append(
+                fake_run("curlora", lr, seed, 0.7, 0.7, ratio * (1 + 0.01 * seed), 0.1, val=val)
+            )
+    split = keeps_section(Study(runs, base_rank=4))
+    assert "0.001 in" in split and "0.003 in" in split and "The choice splits" in split

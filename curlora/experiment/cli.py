@@ -121,7 +121,7 @@ def _sweep(spec, args) -> int:
     results = run_many(specs, executor=args.executor, cache=not args.no_cache)
     for r in results:
         print(format_results(r), end="\n\n")
-    table = summarise(results)
+    table = summarise(results, base_rank=spec.rank)
     cols = ["arm", "n_seeds"] + [
         c for c in table.columns if c.split("_")[0] in ("ACC", "BWT", "Forgetting", "ppl")
     ]

@@ -6,6 +6,9 @@ other setting and every referenced file is the same.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from curlora.arms import Arm
@@ -14,21 +17,32 @@ from curlora.stats import t_interval
 
 #: Summary columns that identify a configuration rather than measure it.
 LABELS = ("method", "rank", "lr", "sampling", "seed", "order")
+#: Ratios, pooled on the log scale: one seed at ×10⁶ would otherwise set an arithmetic mean.
+RATIOS = ("ppl_ratio",)
 
 
-def runs_table(results: list[Results]) -> pd.DataFrame:
-    """One row per run: its summary numbers plus arm, group key and seed."""
+def runs_table(results: list[Results], base_rank: int | None = None) -> pd.DataFrame:
+    """One row per run: its summary numbers plus arm (its rank named where it differs from
+    ``base_rank``), group key and seed."""
     return pd.DataFrame(
         [
-            {**r.summary(), "arm": Arm.of_spec(r.spec).name, "group": r.spec.group_key()}
+            {
+                **r.summary(),
+                "arm": Arm.of_spec(r.spec, base_rank).name,
+                "group": r.spec.group_key(),
+            }
             for r in results
         ]
     )
 
 
-def summarise(results: list[Results], confidence: float = 0.95) -> pd.DataFrame:
-    """One row per configuration (runs differing only by seed): mean and CI half-width of each number."""
-    rows = runs_table(results)
+def summarise(
+    results: list[Results], confidence: float = 0.95, base_rank: int | None = None
+) -> pd.DataFrame:
+    """One row per configuration (runs differing only by seed): each number's mean and its
+    t-interval's half-width over seeds (``_ci``); for a ratio, the geometric mean (``_gmean``)
+    and the factor the interval spans either side of it (``_factor``)."""
+    rows = runs_table(results, base_rank)
     numeric = [
         c
         for c in rows.columns
@@ -43,7 +57,12 @@ def summarise(results: list[Results], confidence: float = 0.95) -> pd.DataFrame:
             "n_seeds": len(group),
         }
         for c in numeric:
-            interval = t_interval(group[c].tolist(), confidence)
-            row[f"{c}_mean"], row[f"{c}_ci"] = interval.mean, interval.half
+            if c in RATIOS:
+                interval = t_interval(np.log(group[c].to_numpy()).tolist(), confidence)
+                row[f"{c}_gmean"] = math.exp(interval.mean)
+                row[f"{c}_factor"] = math.exp(interval.half)
+            else:
+                interval = t_interval(group[c].tolist(), confidence)
+                row[f"{c}_mean"], row[f"{c}_ci"] = interval.mean, interval.half
         out.append(row)
     return pd.DataFrame(out)

@@ -63,7 +63,9 @@ def _band(ax, group: pd.DataFrame, value: str, label: str, color: str, scale: st
     # One seed: no band, only the line.
     low = np.array([i.lo if i.n > 1 else i.mean for i in summary])
     high = np.array([i.hi if i.n > 1 else i.mean for i in summary])
-    ax.plot(x, mean, "o-", label=label, color=color)
+    # Markers are measurements; a dashed line says the stages it crosses were not measured.
+    skips = len(x) > 1 and bool((np.diff(x) > 1).any())
+    ax.plot(x, mean, "o--" if skips else "o-", label=label, color=color)
     ax.fill_between(x, low, high, color=color, alpha=0.15)
 
 
@@ -136,7 +138,9 @@ def perplexity_trajectory(study: Study, arms: list[str] | None = None) -> Figure
         fig,
         f"Each arm at its operating rate; {order_label(study.orders[0])}; n = "
         f"{len(study.seeds)} seeds. Line: geometric mean; band: 95% t-interval of the log ratio, "
-        "so a seed whose perplexity explodes widens the band on both sides, below ×1 too.",
+        "so a seed whose perplexity explodes widens the band on both sides, below ×1 too. "
+        "Markers are measurements; a dashed line crosses tasks after which that arm's perplexity "
+        "was not measured.",
     )
     return fig
 
@@ -183,7 +187,14 @@ def frontiers(
         fig,
         f"Each point one learning rate, the highest labelled (past some rate an arm breaks and "
         f"its gain falls below zero); {pooled(study)}; x = 0 is the head alone (chance is below "
-        "it)" + ("; lower row: a zoom without error bars" if zoom else ""),
+        "it)"
+        # Runs with per-example scores are matched on NLL by the claims, not on this axis.
+        + (
+            "; x is accuracy gain: the registered claims match arms on validation NLL drop"
+            if all(r.has_scores() for r in study.runs)
+            else ""
+        )
+        + ("; lower row: a zoom without error bars" if zoom else ""),
     )
     return fig
 
