@@ -271,7 +271,7 @@ def test_command_line_sweep_table(capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert "ACC_mean" in out and "ppl_ratio_ci" in out and out.count("accuracy matrix") == 4
+    assert "ACC_mean" in out and "ppl_ratio_factor" in out and out.count("accuracy matrix") == 4
 
 
 def test_command_line_sweep_without_cache_writes_nothing(tmp_path, capsys):
