@@ -56,22 +56,28 @@ def test_verdicts_follow_the_known_slopes(peers):
     assert "train step (ms)" not in table.columns
 
 
-def test_the_paper_plans_secondary_peers_are_read_on_both_outcomes():
-    from synthetic_runs import fake_run, synthetic_study
+def _dora_runs() -> list:
+    """DoRA at seeds 0-2, learning as synthetic_study's LoRA does and forgetting twice as much
+    general knowledge per point learned, and none of the earlier tasks."""
+    from synthetic_runs import fake_run
 
-    from curlora.study import Study
-
-    plan = load_plan()  # the paper plan with its amendment: DoRA is a secondary peer
-    base = synthetic_study(0.0, 0.05)
-    # DoRA learns as LoRA does (synthetic_study's gains) and forgets twice as much general
-    # knowledge per point learned, and none of the earlier tasks.
-    dora = [
+    return [
         fake_run("dora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain * (1 + jitter), gain)
         for seed in (0, 1, 2)
         for jitter in [0.002 * seed]
         for k, lr in enumerate((1e-4, 3e-4, 1e-3, 3e-3))
         for gain in [0.02 * (k + 1) + 2 * jitter]
     ]
+
+
+def test_the_paper_plans_secondary_peers_are_read_on_both_outcomes():
+    from synthetic_runs import synthetic_study
+
+    from curlora.study import Study
+
+    plan = load_plan()  # the paper plan with its amendment: DoRA is a secondary peer
+    base = synthetic_study(0.0, 0.05)
+    dora = _dora_runs()
     peers = forgets_least(Study([*base.runs, *dora], base_rank=4), plan, replicates=100)
     table = peers.table
     forgetting = "vs LoRA, earlier tasks' forgetting (registered only)"
@@ -92,19 +98,13 @@ def test_the_paper_plans_secondary_peers_are_read_on_both_outcomes():
 
 
 def test_a_peer_at_fewer_seeds_is_read_on_the_seeds_it_shares():
-    from synthetic_runs import fake_run, synthetic_study
+    from synthetic_runs import synthetic_study
 
     from curlora.study import Study
 
     # The evidence's layout: the main arms at more seeds than the amendment's peers.
     base = synthetic_study(0.0, 0.05, seeds=(0, 1, 2, 3, 4, 5))
-    dora = [
-        fake_run("dora", lr, seed, 0.6 + gain, 0.6 + gain, 1 + 2 * gain * (1 + jitter), gain)
-        for seed in (0, 1, 2)
-        for jitter in [0.002 * seed]
-        for k, lr in enumerate((1e-4, 3e-4, 1e-3, 3e-3))
-        for gain in [0.02 * (k + 1) + 2 * jitter]
-    ]
+    dora = _dora_runs()
     study, plan = Study([*base.runs, *dora], base_rank=4), load_plan()
     registered = read_claims([study], plan, 100)
     peers = forgets_least(study, plan, replicates=100, registered=registered)
