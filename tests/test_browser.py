@@ -225,9 +225,9 @@ def test_moving_a_control_redraws_the_sampling_figure(voila_notebook_01):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(voila_notebook_01, timeout=180_000)
+        page.goto(voila_notebook_01, timeout=RUN_ALL_MS)
         mode = page.locator(".widget-dropdown", has_text="mode").locator("select")
-        mode.wait_for(timeout=180_000)
+        mode.wait_for(timeout=RUN_ALL_MS)
         figure = page.locator(".widget-output img").last
         figure.wait_for(timeout=60_000)
         before = figure.get_attribute("src")
