@@ -58,12 +58,12 @@ def design_text(design, runs: list) -> str:
 def summary_table(runs: list, base_rank: int | None = None) -> pd.DataFrame:
     """One row per configuration (runs that differ only by seed): each number's mean and 95%
     half-width over seeds; the perplexity ratio's geometric mean and its interval's factor."""
-    from curlora.experiment.summary import summarise
+    from curlora.experiment.summary import RATIOS, summarise
 
     table = summarise(runs, base_rank=base_rank)
     keep = ["arm", "lr", "order", "n_seeds"]
     for k in ("ACC", "BWT", "Forgetting", "ppl_ratio", "output_shift"):
-        keep += [f"{k}_gmean", f"{k}_factor"] if k == "ppl_ratio" else [f"{k}_mean", f"{k}_ci"]
+        keep += [f"{k}_gmean", f"{k}_factor"] if k in RATIOS else [f"{k}_mean", f"{k}_ci"]
     return table[keep].round(4)
 
 
