@@ -32,6 +32,31 @@ def offline(page: str) -> str:
     return _REMOTE_LINK.sub("", page)
 
 
+#: What a reader is told of papermill's two parameter cells: the notebook's own (names, types,
+#: meaning, defaults) and the one the runner injected (the values this page ran with).
+_PARAMETER_LABELS = {
+    "parameters": "*The parameters this notebook takes, with their defaults (the values this "
+    "page ran with follow):*",
+    "injected-parameters": "*The values this page ran with:*",
+}
+
+
+def labelled_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with a one-line label before each parameter cell, when the runner injected
+    values; otherwise the page would show two parameter cells with no word on which ran."""
+    tags = [cell.get("metadata", {}).get("tags", []) for cell in nb.cells]
+    if not any("injected-parameters" in t for t in tags):
+        return nb
+    labelled = nbformat.from_dict(nb)
+    labelled.cells = []
+    for cell, cell_tags in zip(nb.cells, tags, strict=True):
+        label = next((_PARAMETER_LABELS[t] for t in cell_tags if t in _PARAMETER_LABELS), None)
+        if label is not None:
+            labelled.cells.append(nbformat.v4.new_markdown_cell(label))
+        labelled.cells.append(cell)
+    return labelled
+
+
 def title_of(notebook: Path) -> str:
     """The notebook's first Markdown heading (its question), or its file name."""
     nb = json.loads(Path(notebook).read_text())
@@ -56,7 +81,9 @@ def render_site(executed: list[Path], dest: Path, title: str, findings: str | No
     exporter.log.setLevel(logging.ERROR)  # figures carry titles; no alt-text advice on the console
     links = []
     for path in executed:
-        body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        body, _ = exporter.from_notebook_node(
+            labelled_parameters(nbformat.read(path, as_version=4))
+        )
         body = offline(body)
         (dest / f"{path.stem}.html").write_text(body)
         links.append(f'<li><a href="{path.stem}.html">{html.escape(title_of(path))}</a></li>')
@@ -132,7 +159,8 @@ def write_markdown(
     for path in executed:
         files = f"{path.stem}_files"
         body, resources = exporter.from_notebook_node(
-            nbformat.read(path, as_version=4), resources={"output_files_dir": files}
+            labelled_parameters(nbformat.read(path, as_version=4)),
+            resources={"output_files_dir": files},
         )
         for name, data in resources.get("outputs", {}).items():
             target = dest / name
