@@ -161,7 +161,8 @@ def retention_verdict(study: Study) -> list[str]:
     for arm in (a for a in study.arms if a != "head-only"):
         learned = study.learned_tasks(arm)
         forgettable = study.earlier(learned)
-        missed = [t for t in study.learned(arm) if t not in learned]
+        # Only a task that could be forgotten is worth naming: the last one never is.
+        missed = [t for t in study.earlier(list(study.learned(arm))) if t not in learned]
         text = f"{Arm.parse(arm).display} (rate {study.operating_rate(arm):g}): "
         if not forgettable:
             text += "no earlier task is shown learned, so its forgetting cannot be measured"
@@ -171,7 +172,7 @@ def retention_verdict(study: Study) -> list[str]:
                 f"forgetting of {', '.join(forgettable)} {reading(f, 100, ' pts', 1, 'forgetting')}"
             )
         if missed:
-            text += f"; not shown above majority: {', '.join(missed)}"
+            text += f"; left out, not shown learned above majority: {', '.join(missed)}"
         lines.append(text)
     if not lines:
         return []

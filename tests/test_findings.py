@@ -24,13 +24,37 @@ def test_verdicts_flip_with_the_data():
     assert "forgetting is positive" not in text["keeps"] and "is excluded" in text["keeps"]
     # Learned vs not learned: at the majority level nothing can be forgotten.
     unlearned = " ".join(findings.verdicts(synthetic_study(0.0, 0.0, learned=False)))
-    assert "not learned above majority" in unlearned or "cannot be measured" in unlearned
+    assert "cannot be measured" in unlearned
     # The frontier comparison flips sign when the frontiers cross over.
     above = synthetic_study(0.0, 0.0).compare("curlora", "lora", "ppl_ratio")
     below = synthetic_study(0.0, 0.0, cross=True).compare("curlora", "lora", "ppl_ratio")
     assert above.interval.lo > 0 and below.interval.hi < 0
     assert "is positive" in findings.comparison_reading(above)
     assert "is negative" in findings.comparison_reading(below)
+
+
+def _with_validation(study: Study, task: str, accuracy: float) -> Study:
+    """The study's runs with ``task``'s validation accuracy set (below majority: not learned)."""
+    for run in study.runs:
+        val = (run.accuracy["split"] == "val") & (run.accuracy["task"] == task)
+        run.accuracy.loc[val, "accuracy"] = accuracy
+        run.accuracy.loc[val, "correct"] = "1" * int(accuracy * 100) + "0" * (
+            100 - int(accuracy * 100)
+        )
+        run._memo.clear()
+    return Study(study.runs, base_rank=4)
+
+
+def test_retention_names_only_earlier_tasks_left_out_as_unlearned():
+    def retention(study: Study) -> str:
+        return next(v for v in findings.verdicts(study) if v.startswith("*CURLoRA retains"))
+
+    # The last task is never forgettable: not learning it changes nothing in the reading.
+    last = retention(_with_validation(synthetic_study(0.1, 0.1), TASKS[-1], 0.4))
+    assert "above majority" not in last and f"forgetting of {TASKS[0]}, {TASKS[1]}" in last
+    first = retention(_with_validation(synthetic_study(0.1, 0.1), TASKS[0], 0.4))
+    assert f"forgetting of {TASKS[1]} " in first
+    assert f"left out, not shown learned above majority: {TASKS[0]}" in first
 
 
 def test_each_lora_arm_gets_its_own_equal_learning_verdict():
