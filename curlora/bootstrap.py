@@ -84,8 +84,9 @@ class Estimate:
 
     The two sources are resampled apart: over seeds (n of them) and over windows (W). Each
     bootstrap variance is scaled by m / (m − 1), the bias of a bootstrap variance of a mean over
-    m units, and their sum's degrees of freedom are Welch–Satterthwaite's: a wide seed component
-    keeps df near n − 1, a window component alone gives it W − 1.
+    m units. The degrees of freedom are n − 1, as the registered plans write: the seeds are the
+    replicates, and where the window component dominates this is conservative (a
+    Welch–Satterthwaite df would approach W − 1; docs/statistics.md gives both coverages).
     """
 
     value: float
@@ -157,13 +158,10 @@ def estimate(
     if not (math.isfinite(value) and math.isfinite(v_seeds)):
         return Estimate(value, math.nan, math.nan, n, math.nan, math.nan, replicates, confidence)
     v_windows = v_windows if math.isfinite(v_windows) else 0.0
-    total = v_seeds + v_windows
-    parts = v_seeds**2 / (n - 1) + (v_windows**2 / (windows - 1) if windows > 1 else 0.0)
-    df = total**2 / parts if parts > 0 else float(n - 1)
     return Estimate(
         value,
-        math.sqrt(total),
-        df,
+        math.sqrt(v_seeds + v_windows),
+        float(n - 1),
         n,
         math.sqrt(v_seeds),
         math.sqrt(v_windows),

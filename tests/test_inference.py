@@ -74,23 +74,31 @@ def test_windows_are_resampled_together_for_every_run():
 
 
 @pytest.mark.parametrize(
-    "scenario",
+    ("scenario", "lowest", "highest"),
     [
-        # Windows dominate (as measured on the ablation pair): the seed t-interval misses them.
-        Scenario(seed_noise=0.001, shared_noise=0.001, window_noise=0.008, x_noise=0.1, slope=0.01),
+        # Windows dominate (as measured on the ablation pair): the seed t-interval misses them,
+        # and t(n − 1), as the plans register, is conservative (docs/statistics.md).
+        (
+            Scenario(
+                seed_noise=0.001, shared_noise=0.001, window_noise=0.008, x_noise=0.1, slope=0.01
+            ),
+            0.93,
+            1.0,
+        ),
         # Seeds dominate, ten of them, and the x axis is noisy.
-        Scenario(seeds=10),
+        (Scenario(seeds=10), 0.93, 0.99),
     ],
     ids=["windows-dominate", "ten-seeds"],
 )
-def test_the_bootstrap_interval_covers_the_truth_95_percent_of_the_time(scenario):
+def test_the_bootstrap_interval_covers_the_truth_at_least_95_percent_of_the_time(
+    scenario, lowest, highest
+):
     result = coverage(scenario, load_plan(), studies=500, replicates=200, seed=1)
     print(f"coverage over {result['studies']} simulated studies: {result}")
     assert result["studies"] >= 490
-    assert 0.93 <= result["bootstrap"] <= 0.97
-    if scenario.window_noise > 10 * scenario.seed_noise:
-        # The analysis before the plan: shown to undercover where windows dominate.
-        assert result["seed t-interval"] < 0.9
+    assert lowest <= result["bootstrap"] <= highest
+    # The analysis before the plan, a t-interval over seeds alone, undercovers in both.
+    assert result["seed t-interval"] < 0.9
 
 
 def _plan_of(*claims: Claim, replicates: int = 400):
