@@ -48,12 +48,23 @@ def _verdict_text(r: Reading) -> str:
 
 
 def agreement(paper: Reading, domain: Reading) -> str:
-    """'same', 'decided in one only' or 'opposite' (holds under one, contradicted under the other)."""
+    """How the two verdicts relate: 'not read' (a protocol could not read the claim), 'neither
+    decided', 'same' (decided alike), 'decided in one only', or 'opposite' (holds under one,
+    contradicted under the other)."""
+    if not (paper.readable and domain.readable):
+        return "not read"
+    decided = [v != "undecided" for v in (paper.verdict, domain.verdict)]
+    if not any(decided):
+        return "neither decided"
     if paper.verdict == domain.verdict:
         return "same"
-    if "undecided" in (paper.verdict, domain.verdict):
+    if not all(decided):
         return "decided in one only"
     return "**opposite**"
+
+
+#: The relations in which the protocols disagree, against those in which they do not.
+_DIFFER = ("decided in one only", "**opposite**")
 
 
 def agreement_table(pairs: list[tuple[Reading, Reading]]) -> pd.DataFrame:
@@ -76,24 +87,58 @@ def agreement_sentence(pairs: list[tuple[Reading, Reading]]) -> str:
     """Whether the protocols agree, naming every question on which they do not."""
     if not pairs:
         return "The two protocols' plans share no question."
-    differ = [(p, d) for p, d in pairs if p.verdict != d.verdict]
+    relation = [agreement(p, d) for p, d in pairs]
+    rest = _relations_text(
+        [r for r in relation if r not in _DIFFER],
+        len(pairs),
+        whole=not set(relation) & set(_DIFFER),
+    )
+    differ = [(p, d, r) for (p, d), r in zip(pairs, relation, strict=True) if r in _DIFFER]
     if not differ:
-        return (
-            f"Both protocols give the same verdict on each of the {len(pairs)} questions their "
-            "plans share."
-        )
+        return rest
     named = "; ".join(
         f"“{p.claim.statement}” ({PROTOCOLS[0]}: {p.verdict}; {PROTOCOLS[1]}: {d.verdict}; "
-        f"{agreement(p, d).strip('*')})"
-        for p, d in differ
+        f"{r.strip('*')})"
+        for p, d, r in differ
     )
     return (
         f"**The protocols' verdicts differ on {len(differ)} of the {len(pairs)} questions their "
-        f"plans share**: {named}. Each verdict stands for its own protocol: one measures learning "
-        "as a new head's accuracy on classification tasks, the other as next-token NLL on a "
-        "domain, with their own seeds and Holm families; a verdict decided in one protocol only "
-        "may reflect its power, opposite decided verdicts do not."
+        f"plans share**: {named}. {rest} Each verdict stands for its own protocol: one measures "
+        "learning as a new head's accuracy on classification tasks, the other as next-token NLL "
+        "on a domain, with their own seeds and Holm families; a verdict decided in one protocol "
+        "only may reflect its power, opposite decided verdicts do not."
     )
+
+
+def _relations_text(relations: list[str], shared: int, whole: bool) -> str:
+    """A sentence counting the questions on which the protocols do not differ, by relation."""
+    if not relations:
+        return ""
+    if whole and relations == ["same"] * shared:
+        return (
+            f"Both protocols give the same decided verdict on each of the {shared} questions "
+            "their plans share."
+        )
+    k = {r: relations.count(r) for r in ("same", "neither decided", "not read")}
+    parts = [
+        text
+        for r, text in (
+            ("same", f"both decide {k['same']} alike"),
+            ("neither decided", f"neither decides {k['neither decided']}"),
+            (
+                "not read",
+                f"{k['not read']} {'is' if k['not read'] == 1 else 'are'} not read under both yet",
+            ),
+        )
+        if k[r]
+    ]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    if whole:
+        return (
+            "No question the plans share is decided differently by the two protocols; of the "
+            f"{shared}, {listed}."
+        )
+    return f"Of the other {len(relations)}, {listed}."
 
 
 def agreement_markdown(pairs: list[tuple[Reading, Reading]]) -> str:

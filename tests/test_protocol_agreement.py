@@ -48,7 +48,31 @@ def test_the_plans_share_three_questions(domain_readings):
         "curlora-vs-lora-domain",
         "curlora-vs-lora-r1-domain",
     ]
-    assert "same verdict on each of the 3 questions" in agreement_sentence(pairs)
+    assert "same decided verdict on each of the 3 questions" in agreement_sentence(pairs)
+
+
+def test_undecided_or_unread_in_both_is_not_called_agreement(domain_readings):
+    unread = replace(
+        next(r for r in domain_readings if r.claim.key == "curlora-vs-lora-r1-domain"),
+        estimate=None,
+        verdict="undecided",
+        reason="no runs",
+    )
+    domain = [
+        unread
+        if r.claim.key == unread.claim.key
+        else replace(r, verdict="undecided")
+        if r.claim.key == "curlora-vs-lora-domain"
+        else r
+        for r in domain_readings
+    ]
+    paper = as_paper(domain, {"curlora-vs-lora-ppl": "undecided"})
+    pairs = shared_claims(paper, domain)
+    assert list(agreement_table(pairs)["agreement"]) == ["same", "neither decided", "not read"]
+    assert agreement_sentence(pairs) == (
+        "No question the plans share is decided differently by the two protocols; of the 3, "
+        "both decide 1 alike, neither decides 1 and 1 is not read under both yet."
+    )
 
 
 def test_a_verdict_that_differs_is_named(domain_readings):
