@@ -99,13 +99,13 @@ class DomainStudy:
 
     def operating_rate(self) -> dict[str, float]:
         """Per arm, the rate with the lowest mean validation NLL after training."""
-        return {
-            arm: min(
-                self.rates(arm),
-                key=lambda lr: np.mean([r.selection_score() for r in self.runs_of(arm, lr)]),
-            )
-            for arm in self.arms
-        }
+
+        def loss(arm: str, lr: float) -> float:
+            mean = float(np.mean([r.selection_score() for r in self.runs_of(arm, lr)]))
+            # A rate whose runs broke (non-finite NLL) is never chosen, as in the claims' reading.
+            return mean if np.isfinite(mean) else np.inf
+
+        return {arm: min(self.rates(arm), key=lambda lr: loss(arm, lr)) for arm in self.arms}
 
     def frontier_table(self, confidence: float = 0.95) -> pd.DataFrame:
         """Per arm and rate: learning (validation, evaluation) and forgetting (held-out

@@ -170,6 +170,22 @@ def test_the_registered_claims_read_a_continued_training_study():
     assert (table["forgetting"] > 0).all()
 
 
+def test_a_rate_whose_run_broke_is_never_the_operating_rate():
+    study = _study()
+    chosen = study.operating_rate()["curlora"]
+    for lr in study.rates("curlora"):
+        broken = next(r for r in study.runs_of("curlora", lr) if r.spec.seed == 0)
+        # A run that broke: its weights went non-finite, so every NLL after training is NaN.
+        for pair in broken.nll.values():
+            pair["after"] = [[np.nan, tokens] for _, tokens in pair["after"]]
+        again = DomainStudy(study.runs, base_rank=16).operating_rate()["curlora"]
+        if lr != chosen:
+            assert again == chosen, f"a broken run at {lr:g} moved the choice"
+        else:
+            assert again != chosen and np.isfinite(again)
+        study = _study()
+
+
 def test_a_study_refuses_two_settings_under_one_name():
     a = _synthetic("lora", 1e-3, 0, 0.05)
     b = _synthetic("lora", 1e-3, 0, 0.05)
