@@ -104,16 +104,17 @@ def claim_sentence(r: Reading, trainable: dict[str, int] | None = None) -> str:
     if c.kind == "matched":
         a, b = _display(c.arm), _display(c.against)
         what = "perplexity" if c.outcome == "ppl_ratio" else "earlier tasks' accuracy"
-        change = "rises" if c.outcome == "ppl_ratio" else "falls"
-        if r.verdict == "holds":
-            head = f"**Prefer {a} to {b} to keep {what}**: for the same learning, it {change} by {value} less"
-        elif r.verdict == "contradicted":
-            head = f"**Do not pick {a} over {b} to keep {what}**: for the same learning, it {change} by {value} more"
-        else:
-            head = (
-                f"**No basis to choose {a} or {b} to keep {what}**: for the same learning, "
-                f"{a} minus {b} is {value}"
-            )
+        # Signed, one phrasing for every verdict: "by −0.5% less" would read as its opposite.
+        relative = (
+            f"{a}'s perplexity change against {b}'s is {value}"
+            if c.outcome == "ppl_ratio"
+            else f"{a}'s forgetting minus {b}'s is {value}"
+        )
+        decision = {
+            "holds": f"**Prefer {a} to {b} to keep {what}**",
+            "contradicted": f"**Do not pick {a} over {b} to keep {what}**",
+        }.get(r.verdict, f"**No basis to choose {a} or {b} to keep {what}**")
+        head = f"{decision}: for the same learning, {relative}"
         cost = ""
         if trainable and c.arm in trainable and c.against in trainable:
             cost = f" {a} trains {trainable[c.arm]:,} parameters, {b} {trainable[c.against]:,}."

@@ -9,6 +9,7 @@ from synthetic_runs import domain_run as _synthetic
 from synthetic_runs import domain_study as _study
 
 from curlora import explorers, narration, plots
+from curlora.claim_text import claim_sentence
 from curlora.claims import read_claims, robustness
 from curlora.data.domains import load_domain, python_stdlib
 from curlora.design_check import DesignCheck
@@ -163,6 +164,10 @@ def test_the_registered_claims_read_a_continued_training_study():
     # At matched learning the difference is the slopes' difference times the learning there.
     matched = readings["curlora-vs-full-domain"].estimate.value
     assert -(2.0 - 0.1) * 0.12 < matched < -(2.0 - 0.1) * 0.02
+    # The sentence keeps the sign with the quantity it names: no "rises by −x% less".
+    sentence = claim_sentence(readings["curlora-vs-lora-domain"])
+    assert sentence.startswith("**Prefer CURLoRA to LoRA to keep perplexity**: for the same ")
+    assert "CURLoRA's perplexity change against LoRA's is −" in sentence and " less" not in sentence
     robust = robustness([study], plan, replicates=100)
     assert len(robust.verdicts["curlora-vs-lora-domain"]) == 5
     table = study.frontier_table()
