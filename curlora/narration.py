@@ -196,14 +196,18 @@ def continued_training(study) -> str:
             else f"{name[most]} learned most and {name[least]} forgot least there"
         )
         text += (
-            f"{who}; methods are compared for the same learning in the registered claims, not "
+            f"By point estimate, {who} (the intervals say whether that order is more than "
+            "noise); methods are compared for the same learning in the registered claims, not "
             "at these rates. "
         )
     fell = table[table["forgetting_hi"] < 0]
     if len(fell):
         text += (
-            f"At {len(fell)} of {len(table)} arm-and-rate settings Wikipedia's NLL fell, its "
-            "whole interval below zero: continued training on the domain made the model better "
-            "at held-out Wikipedia too, so forgetting there is negative."
+            f"At {len(fell)} of {len(table)} arm-and-rate settings Wikipedia's mean NLL fell, "
+            "with its whole interval over seeds below zero: on these windows, continued training "
+            "on the domain lowered the NLL of held-out Wikipedia too, so forgetting reads "
+            "negative there. These intervals hold the windows fixed and are not adjusted for "
+            f"the {len(table)} settings; the registered claims carry the windows' noise and a Holm "
+            "adjustment."
         )
     return text

@@ -205,7 +205,7 @@ def test_the_figures_the_sentence_and_the_section_come_from_the_runs():
         assert figure_problems(fig) == []
     assert figure_problems(plots.domain_frontiers(study, ["curlora"], "eval")) == []
     text = narration.continued_training(study)
-    assert "CURLoRA (rate" in text and "nats per token" in text
+    assert "CURLoRA (rate" in text and "nats per token" in text and "By point estimate, " in text
     section = domain_section(study, replicates=100, page="FINDINGS.md")
     page, box = section.page, section.readme
     assert '<a id="protocol-2"></a>' in page and "Decision box" in box
