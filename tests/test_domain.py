@@ -139,6 +139,12 @@ def test_a_continued_training_run_learns_and_is_cached(tmp_path, monkeypatch):
     # CURLoRA starts at ΔW = 0: its "before" is the untouched model's, shared with this run's.
     other = run_domain(spec.replace(method="curlora", lr=1e-3, steps=1), progress=False)
     assert other.nll["general-eval"]["before"] == first.nll["general-eval"]["before"]
+    assert len(list((tmp_path / "domain-initial").glob("*.json"))) == 1
+    # Windows drawn another way are another "before": a stored one is never paired with them.
+    monkeypatch.setattr("curlora.perplexity.WINDOW_SEED", 1)
+    moved = run_domain(spec.replace(method="curlora", lr=1e-3, steps=1, seed=1), progress=False)
+    assert len(list((tmp_path / "domain-initial").glob("*.json"))) == 2
+    assert moved.nll["general-eval"]["before"] != first.nll["general-eval"]["before"]
 
 
 def test_cost_is_estimated_for_continued_training():

@@ -12,6 +12,7 @@ sweep runs many at once instead (``run_many``).
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 import torch
@@ -103,6 +104,16 @@ class _DomainRun(PhaseTimer):
     def _sample(ids: torch.Tensor, length: int, count: int) -> tuple[torch.Tensor, list]:
         return ids, sample_windows(len(ids), length, count)
 
+    def _measured_digest(self) -> str:
+        """A digest of every measure's token ids and windows."""
+        digest = hashlib.sha256()
+        for name in sorted(self.samples):
+            ids, windows = self.samples[name]
+            digest.update(name.encode())
+            digest.update(ids.cpu().numpy().tobytes())
+            digest.update(repr(windows).encode())
+        return digest.hexdigest()[:16]
+
     def measure(self) -> dict[str, list[list[float]]]:
         """Per measure, the per-window [summed NLL, tokens] of the model as it stands."""
         pad = self.tok.pad_token_id or 0
@@ -128,6 +139,9 @@ class _DomainRun(PhaseTimer):
             INITIAL_FIELDS,
             ".json",
             domain_source=self.spec.sources()["domain"],
+            # The tokens and windows themselves: a change of split, window seed or text must
+            # never pair a stored "before" with an "after" read on other windows.
+            measured=self._measured_digest(),
             # Under autocast a residual start (PiSSA, CorDA) rounds unlike W itself: its
             # "before" is its own. In fp32 every method starts at the untouched model's output.
             start=[self.spec.method, self.spec.rank, self.spec.seed]
