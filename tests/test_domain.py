@@ -181,6 +181,35 @@ def test_the_registered_claims_read_a_continued_training_study():
     assert (table["forgetting"] > 0).all()
 
 
+def test_each_split_feeds_only_its_part_of_the_reading():
+    """x and selection come from validation, the outcome from held-out Wikipedia: moving one
+    split's NLL moves only what it feeds, so a swapped split cannot pass unseen."""
+    plan = load_plan(protocol="domain")
+    base = _study().cells(plan)
+
+    def moved(measure: str):
+        runs = _study().runs
+        for r in runs:
+            after = np.asarray(r.nll[measure]["after"], dtype=float)
+            after[:, 0] += 0.3 * after[:, 1]  # 0.3 nats per token more after training
+            r.nll[measure]["after"] = after.tolist()
+        return DomainStudy(runs, base_rank=16).cells(plan)
+
+    parts = {"x": lambda c: c.x["nll"], "score": lambda c: c.score, "outcome": lambda c: c.windows}
+    feeds = {
+        "target-val": {"x", "score"},
+        "general-val": {"score"},
+        "target-eval": set(),
+        "general-eval": {"outcome"},
+    }
+    for measure, fed in feeds.items():
+        cells = moved(measure)
+        for name, part in parts.items():
+            a, b = part(base), part(cells)
+            same = all(np.allclose(a[c], b[c], equal_nan=True) for c in a)
+            assert same == (name not in fed), f"{measure} {'left' if same else 'moved'} {name}"
+
+
 def test_a_rate_whose_run_broke_is_never_the_operating_rate():
     study = _study()
     chosen = study.operating_rate()["curlora"]
