@@ -133,7 +133,14 @@ def claim_sentence(r: Reading, trainable: dict[str, int] | None = None) -> str:
             "contradicted": f"**{arm} does not keep perplexity within ±{threshold}**",
             "undecided": f"**Whether {arm} keeps perplexity within ±{threshold} is undecided**",
         }[r.verdict]
-    return f"{label} at the rate validation picks: {value} ({where})."
+    precision = ""
+    band = math.log(c.threshold) if c.kind == "within" else math.nan
+    if r.verdict == "undecided" and math.isfinite(lo) and hi - lo > 2 * band:
+        precision = (
+            f" Its interval is wider than the ±{threshold} band itself, so no estimate these runs "
+            "could give would show it within the band: undecided here reflects their precision."
+        )
+    return f"{label} at the rate validation picks: {value} ({where}).{precision}"
 
 
 def decision_box(

@@ -385,3 +385,19 @@ def test_a_claim_at_an_operating_rate_says_how_often_each_rate_is_chosen():
             )
     split = keeps_section(Study(runs, base_rank=4))
     assert "0.001 in" in split and "0.003 in" in split and "The choice splits" in split
+
+
+def test_an_equivalence_claim_says_when_its_interval_is_wider_than_the_band():
+    from curlora.bootstrap import Estimate
+    from curlora.claim_text import claim_sentence
+    from curlora.claims import Reading
+
+    keeps = next(c for c in load_plan().claims if c.kind == "within")
+
+    def read(se: float) -> str:
+        e = Estimate(0.002, se, 9.0, 10, se, 0.0, np.zeros(1))
+        return claim_sentence(Reading(keeps, e, 0.5, 0.5, 0.99, "undecided"))
+
+    # ±1% is ±0.00995 on the log scale; t(9) at 99% is 3.25.
+    assert "reflects their precision" in read(0.004)  # half-width 0.013: wider than the band
+    assert "reflects their precision" not in read(0.002)  # half-width 0.0065: it could decide
