@@ -89,15 +89,19 @@ class Means:
         return rising(xs[b], ys[b])
 
 
+def on_rise(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Which points of a frontier given in rate order are on its rising part: defined, and
+    learning more than every lower rate that is defined."""
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    best = np.maximum.accumulate(np.where(ok, xs, -np.inf))
+    before = np.concatenate([[-np.inf], best[:-1]])
+    return ok & (xs > before)
+
+
 def rising(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rising part of a frontier given in rate order (as ``stats.frontier``): points that
     learn more than every lower rate; undefined points are skipped."""
-    ok = np.isfinite(xs) & np.isfinite(ys)
-    xs, ys = xs[ok], ys[ok]
-    if len(xs) == 0:
-        return xs, ys
-    before = np.maximum.accumulate(np.concatenate([[-np.inf], xs[:-1]]))
-    keep = xs > before
+    keep = on_rise(xs, ys)
     return xs[keep], ys[keep]
 
 

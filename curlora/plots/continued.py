@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from curlora.arms import Arm
 from curlora.domain_study import DomainStudy
+from curlora.matching import on_rise
 from curlora.plots.style import arm_color, figure, set_caption
 from curlora.stats import t_interval
 
@@ -48,18 +49,23 @@ def domain_frontiers(
     for k, arm in enumerate(arms or study.arms):
         points = _points(study, arm, split)
         color = arm_color(arm)
-        ax.errorbar(
-            points["x"],
-            points["y"],
-            xerr=points["xerr"],
-            yerr=points["yerr"],
-            fmt="o-",
-            color=color,
-            label=Arm.parse(arm).display,
-            capsize=2,
-            lw=1.5,
-            ms=4,
-        )
+        # The line is the frontier the claims read (its rising part); a rate that learned less
+        # than a lower one is past breaking: drawn hollow, off the line.
+        rise = on_rise(points["x"].to_numpy(), points["y"].to_numpy())
+        for part, fmt, face in ((rise, "o-", color), (~rise, "o", "none")):
+            ax.errorbar(
+                points["x"][part],
+                points["y"][part],
+                xerr=points["xerr"][part],
+                yerr=points["yerr"][part],
+                fmt=fmt,
+                color=color,
+                mfc=face,
+                label=Arm.parse(arm).display if part is rise else None,
+                capsize=2,
+                lw=1.5,
+                ms=4,
+            )
         at = points[points["rate"] == chosen[arm]].iloc[0]
         ax.plot(at["x"], at["y"], "o", ms=11, mfc="none", mec=color, mew=1.5)
         top = points.iloc[-1]
@@ -83,7 +89,9 @@ def domain_frontiers(
         fig,
         f"Continued training on {domain}: each point one learning rate (the highest labelled), "
         f"ringed at the rate validation picks; {len(study.seeds)} seed(s), 95% intervals over "
-        "seeds; below y = 0 the model got better at Wikipedia too",
+        "seeds; the line joins rates that learned more than every lower one (the frontier the "
+        "claims read), hollow points learned less than a lower rate; below y = 0 the model got "
+        "better at Wikipedia too",
     )
     return fig
 
