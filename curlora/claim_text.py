@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from scipy import stats as _st
 
 from curlora.arms import Arm
 from curlora.cells import Cells
@@ -134,12 +135,15 @@ def claim_sentence(r: Reading, trainable: dict[str, int] | None = None) -> str:
             "undecided": f"**Whether {arm} keeps perplexity within ±{threshold} is undecided**",
         }[r.verdict]
     precision = ""
-    band = math.log(c.threshold) if c.kind == "within" else math.nan
-    if r.verdict == "undecided" and math.isfinite(lo) and hi - lo > 2 * band:
-        precision = (
-            f" Its interval is wider than the ±{threshold} band itself, so no estimate these runs "
-            "could give would show it within the band: undecided here reflects their precision."
-        )
+    if c.kind == "within" and r.verdict == "undecided" and math.isfinite(lo):
+        # Two one-sided tests at the Holm step's level: the band is shown only if the estimate
+        # stands t(level)·SE inside both edges, which no estimate can when that exceeds the band.
+        e = r.estimate
+        if _st.t.ppf(r.level, e.df) * e.se >= math.log(c.threshold):
+            precision = (
+                f" At this level no estimate these runs could give would show it within "
+                f"±{threshold}: t·SE exceeds the band, so undecided here reflects their precision."
+            )
     return f"{label} at the rate validation picks: {value} ({where}).{precision}"
 
 

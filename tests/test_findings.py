@@ -398,6 +398,9 @@ def test_an_equivalence_claim_says_when_its_interval_is_wider_than_the_band():
         e = Estimate(0.002, se, 9.0, 10, se, 0.0, np.zeros(1))
         return claim_sentence(Reading(keeps, e, 0.5, 0.5, 0.99, "undecided"))
 
-    # ±1% is ±0.00995 on the log scale; t(9) at 99% is 3.25.
-    assert "reflects their precision" in read(0.004)  # half-width 0.013: wider than the band
-    assert "reflects their precision" not in read(0.002)  # half-width 0.0065: it could decide
+    # ±1% is ±0.00995 on the log scale; the two one-sided tests at 99% need t(0.99, 9) = 2.82
+    # standard errors inside each edge.
+    assert "reflects their precision" in read(0.004)  # 0.0113 > the band: none could hold
+    # 0.0093 < the band, though the two-sided 99% interval (±0.0107) is wider than it.
+    assert "reflects their precision" not in read(0.0033)
+    assert "reflects their precision" not in read(0.002)
