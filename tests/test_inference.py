@@ -63,6 +63,15 @@ def test_the_bootstrap_interval_of_a_mean_is_its_t_interval():
     assert e.interval() == pytest.approx((t.lo, t.hi), rel=0.02)
 
 
+def test_degrees_of_freedom_are_the_seeds_even_where_windows_dominate():
+    rng = np.random.default_rng(4)
+    by_seeds, by_windows = rng.normal(0, 0.001, 400), rng.normal(0, 0.05, 400)
+    e = estimate(0.0, by_seeds, by_windows, n=3, windows=32)
+    # The registered t(n − 1); Welch–Satterthwaite would give nearly W − 1 = 31 here.
+    assert e.se_windows > 10 * e.se_seeds and e.df == 2
+    assert e.interval()[1] == pytest.approx(4.303 * e.se, rel=1e-3)
+
+
 def test_windows_are_resampled_together_for_every_run():
     changes = np.array([[2.0, 4.0], [6.0, 8.0]])  # two seeds, two windows: summed NLL change
     tokens = np.array([10.0, 10.0])
