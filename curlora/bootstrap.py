@@ -2,9 +2,10 @@
 
 Two sources of noise are resampled, each where it lives:
 
-- **seeds**, with replacement. A seed fixes a run's data split, head, sampled columns and batch
-  order, so its validation and evaluation examples are its own draw: resampling seeds resamples
-  them too. Resampling examples again inside each seed would count their noise twice (Ren et
+- **seeds**, with replacement. In the paper's protocol a seed fixes a run's data split, head,
+  sampled columns and batch order, so its validation and evaluation examples are its own draw:
+  resampling seeds resamples them too. (Protocol 2 measures every seed on the same held-out
+  text, so there the window resampling carries the measurement's noise.) Resampling examples again inside each seed would count their noise twice (Ren et
   al. 2010, "Nonparametric bootstrapping for hierarchical data": resample the top level with
   replacement and the levels below it without).
 - **perplexity windows**, with replacement, once per replicate for every run together: all runs

@@ -49,9 +49,10 @@ def domain_frontiers(
     for k, arm in enumerate(arms or study.arms):
         points = _points(study, arm, split)
         color = arm_color(arm)
-        # The line is the frontier the claims read (its rising part); a rate that learned less
-        # than a lower one is past breaking: drawn hollow, off the line.
-        rise = on_rise(points["x"].to_numpy(), points["y"].to_numpy())
+        # The line is the frontier the claims read (its rising part on validation, whichever
+        # split x shows); a rate that learned less than a lower one is past breaking: hollow.
+        val = points if split == "val" else _points(study, arm, "val")
+        rise = on_rise(val["x"].to_numpy(), val["y"].to_numpy())
         for part, fmt, face in ((rise, "o-", color), (~rise, "o", "none")):
             ax.errorbar(
                 points["x"][part],
@@ -89,8 +90,8 @@ def domain_frontiers(
         fig,
         f"Continued training on {domain}: each point one learning rate (the highest labelled), "
         f"ringed at the rate validation picks; {len(study.seeds)} seed(s), 95% intervals over "
-        "seeds; the line joins rates that learned more than every lower one (the frontier the "
-        "claims read), hollow points learned less than a lower rate; below y = 0 the model got "
+        "seeds; the line joins rates that learned more on validation than every lower one (the "
+        "frontier the claims read), hollow points learned less than a lower rate; below y = 0 the model got "
         "better at Wikipedia too",
     )
     return fig
