@@ -73,8 +73,8 @@ _PAPER = {
     "lrs": {"*": [1e-4, 2.5e-4, 1e-3, 4e-3]},
 }
 #: The registered plan's seeds whose runs are committed, in the headline (paper) order: its
-#: first batch (python -m curlora.experiment.confirmatory paper-0-4). Widen as batches land.
-_CONFIRMED_SEEDS = [0, 1, 2, 3, 4]
+#: batches paper-0-4 and paper-5-9 (python -m curlora.experiment.confirmatory), all ten.
+_CONFIRMED_SEEDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 #: The seeds of the secondary arms (the plan's amendment) whose runs are committed in the headline
 #: order (batch ``peers``); empty until it lands, and notebook 04 then reads the main arms alone.
 _CONFIRMED_PEER_SEEDS: list[int] = []
