@@ -5,7 +5,7 @@ from __future__ import annotations
 from curlora.arms import Arm
 from curlora.experiment import confirmatory
 from curlora.experiment.design import study_design, task_orders
-from curlora.experiment.profiles import registered_comparison
+from curlora.experiment.profiles import registered_ablation, registered_comparison
 from curlora.plan import load_plan, plan_path
 
 
@@ -100,3 +100,14 @@ def test_notebook_04s_reading_of_the_plan_is_the_batches_runs(tmp_path, monkeypa
     # Without peer seeds it reads the main arms alone.
     alone = study_design(**registered_comparison(paper)).specs()
     assert {Arm.of_spec(s, d["rank"]).name for s in alone} == set(d["main_arms"])
+
+
+def test_notebook_05s_reading_of_the_plan_is_the_ablation_batchs_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    plan = load_plan()
+    reading = study_design(**registered_ablation(plan.design["ablation_seeds"])).specs()
+    computed = confirmatory.batches(plan)["ablation"]
+    assert {s.key() for s in reading} == {s.key() for s in computed}
+    assert {Arm.of_spec(s, plan.design["rank"]).name for s in reading} == set(
+        plan.design["ablation_arms"]
+    )

@@ -195,8 +195,8 @@ def test_evidence_recompute_stops_before_any_run_on_emulated_bf16(monkeypatch, t
 
     monkeypatch.setattr(machine, "matmul_rate", lambda: EPYC_AVX2)
     computed = _record_computes(monkeypatch)
-    # Notebook 05 reads the first evidence, computed under bf16 autocast.
-    code = notebooks.main(["run", "--profile", "evidence", "--only", "05", "--recompute"])
+    # Notebook 02 reads the first evidence, computed under bf16 autocast.
+    code = notebooks.main(["run", "--profile", "evidence", "--only", "02", "--recompute"])
     assert code == 2 and not computed
     err = capsys.readouterr().err
     assert "only emulates" in err and "CURLORA_AUTOCAST=float32" in err

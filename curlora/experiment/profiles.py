@@ -78,6 +78,9 @@ _CONFIRMED_SEEDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 #: The seeds of the secondary arms (the plan's amendment) whose runs are committed in the headline
 #: order (batch ``peers``); empty until it lands, and notebook 04 then reads the main arms alone.
 _CONFIRMED_PEER_SEEDS: list[int] = []
+#: The registered sampling ablation's seeds whose runs are committed (batch ``ablation``); empty
+#: until it lands, and notebook 05 then reads the first evidence's ablation (n = 3, not the design).
+_CONFIRMED_ABLATION_SEEDS: list[int] = []
 
 
 def registered_study(
@@ -120,6 +123,12 @@ def registered_comparison(seeds: list[int], peer_seeds: list[int] | None = None)
         plan,
         arm_seeds={arm: list(peer_seeds or []) for arm in peers},
     )
+
+
+def registered_ablation(seeds: list[int]) -> dict[str, Any]:
+    """Notebook 05's parameters for the registered plan's sampling ablation at ``seeds``."""
+    plan = load_plan()
+    return registered_study(list(plan.design["ablation_arms"]), seeds, "paper", plan)
 
 
 #: Notebook 06 (protocol 2: continued training) in the smoke profile: a tiny model, a few blocks.
@@ -178,12 +187,9 @@ PROFILES: dict[str, dict[str, dict[str, Any] | None]] = {
         # The headline reads the registered plan's runs; the n = 3 runs over six task orders that
         # came before it stay committed and are read by notebooks 02 and 05.
         "04": registered_comparison(_CONFIRMED_SEEDS, _CONFIRMED_PEER_SEEDS),
-        "05": {
-            **_EVIDENCE,
-            "arms": _SAMPLING_ARMS,
-            "lrs": _EVIDENCE_LRS,
-            "orders": "paper+reverse",
-        },
+        "05": registered_ablation(_CONFIRMED_ABLATION_SEEDS)
+        if _CONFIRMED_ABLATION_SEEDS
+        else {**_EVIDENCE, "arms": _SAMPLING_ARMS, "lrs": _EVIDENCE_LRS, "orders": "paper+reverse"},
         # Protocol 2's evidence is its registered plan's runs; until they are committed the
         # evidence profile leaves notebook 06 out (None) rather than fail on missing runs.
         "06": None,
