@@ -91,8 +91,8 @@ def domain_frontiers(
         f"Continued training on {domain}: each point one learning rate (the highest labelled), "
         f"ringed at the rate validation picks; {len(study.seeds)} seed(s), 95% intervals over "
         "seeds; the line joins rates that learned more on validation than every lower one (the "
-        "frontier the claims read), hollow points learned less than a lower rate; below y = 0 the model got "
-        "better at Wikipedia too",
+        "frontier the claims read), hollow points learned less than a lower rate; below y = 0 "
+        "the model got better at Wikipedia too",
     )
     return fig
 
