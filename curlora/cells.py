@@ -49,6 +49,9 @@ class Cells:
     forgetting_tasks: tuple[str, ...] = ()
     #: How a reader names the plasticity axis, where it is not a gain over head-only.
     x_label: str | None = None
+    #: Per cell, the seeds whose run there broke (``Results.broke``): they count as run, and a
+    #: mean that draws one is undefined, so the rate leaves the frontier and is never chosen.
+    broken: dict[Cell, np.ndarray] = field(default_factory=dict)
 
     @property
     def arms(self) -> list[str]:
@@ -166,6 +169,7 @@ def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
         for s, changes in by_seed.items():
             grid[index[s]] = np.mean(changes, axis=0)
         windows[c] = grid
+    broken = {c: np.isin(seeds, [r.spec.seed for r in study.runs_of(*c) if r.broke]) for c in cells}
     forgettable = tuple(dict.fromkeys(t for order in study.orders for t in order[:-1]))
     return Cells(
         seeds=seeds,
@@ -180,4 +184,5 @@ def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
         deviations=tuple(deviations),
         design=paper_check(study, plan),
         forgetting_tasks=forgettable,
+        broken=broken,
     )

@@ -106,7 +106,7 @@ class DomainStudy:
         chosen = {}
         for arm in self.arms:
             # The claims' own rule (curlora.matching), so tables, figures and verdicts name one
-            # rate: a broken run drops its seed, and a rate no seed scores is never chosen.
+            # rate: a rate where a run broke, or that no seed scores, is never chosen.
             mine = restrict(cells, [arm])
             best = Means(mine, identity(len(mine.seeds), len(mine.tokens))).operating_rate(arm)
             chosen[arm] = mine.rates[arm][int(best[0])]
@@ -184,6 +184,9 @@ class DomainStudy:
             selection=plan.selection,
             x_label="learned: domain validation NLL drop (nats/token)",
             design=domain_check(self, plan),
+            broken={
+                c: np.isin(seeds, [r.spec.seed for r in self.runs_of(*c) if r.broke]) for c in cells
+            },
         )
 
 

@@ -32,30 +32,54 @@ class Means:
             self._memo[key] = compute()
         return self._memo[key]
 
+    def _cell_mean(self, key: tuple, arm: str, lr: float, compute) -> np.ndarray:
+        """A cell's per-replicate mean, undefined in the replicates that draw a seed whose run
+        there broke: a diverged run has no value to average, and leaving it out would let
+        the rate look as if it had not broken."""
+
+        def masked() -> np.ndarray:
+            mean = compute()
+            broken = self.cells.broken.get((arm, lr))
+            if broken is not None and broken.any():
+                mean = np.where(self.draws.seeds @ broken > 0, np.nan, mean)
+            return mean
+
+        return self._get(key, masked)
+
     def x(self, arm: str, lr: float, axis: str | None = None) -> np.ndarray:
         """Mean plasticity (the cells' axis unless named)."""
         axis = axis or self.cells.axis
-        return self._get(
-            ("x", axis, arm, lr), lambda: seed_mean(self.cells.x[axis][(arm, lr)], self.draws.seeds)
+        return self._cell_mean(
+            ("x", axis, arm, lr),
+            arm,
+            lr,
+            lambda: seed_mean(self.cells.x[axis][(arm, lr)], self.draws.seeds),
         )
 
     def score(self, arm: str, lr: float) -> np.ndarray:
         """Mean operating-rate score."""
-        return self._get(
-            ("score", arm, lr), lambda: seed_mean(self.cells.score[(arm, lr)], self.draws.seeds)
+        return self._cell_mean(
+            ("score", arm, lr),
+            arm,
+            lr,
+            lambda: seed_mean(self.cells.score[(arm, lr)], self.draws.seeds),
         )
 
     def outcome(self, name: str, arm: str, lr: float) -> np.ndarray:
         """Mean outcome on its analysis scale (perplexity ratio as a log)."""
         if name == "ppl_ratio":
-            return self._get(
+            return self._cell_mean(
                 ("y", name, arm, lr),
+                arm,
+                lr,
                 lambda: log_ratio_mean(
                     self.cells.windows[(arm, lr)], self.cells.tokens, self.draws
                 ),
             )
-        return self._get(
+        return self._cell_mean(
             ("y", name, arm, lr),
+            arm,
+            lr,
             lambda: seed_mean(self.cells.additive[name][(arm, lr)], self.draws.seeds),
         )
 
@@ -143,12 +167,14 @@ def difference_at(means: Means, name: str, a: str, b: str, level: float) -> np.n
 
 
 def complete_seeds(cells: Cells, arms: Sequence[str]) -> np.ndarray:
-    """Which seeds have a run in every cell of ``arms`` (a mask over ``cells.seeds``)."""
+    """Which seeds have a run in every cell of ``arms`` (a mask over ``cells.seeds``); a run
+    that broke counts as run, so a seed is not dropped for the arm that diverged on it."""
     keep = np.ones(len(cells.seeds), dtype=bool)
     for arm in arms:
         for lr in cells.rates[arm]:
-            keep &= np.isfinite(cells.x[cells.axis][(arm, lr)])
-            keep &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
+            measured = np.isfinite(cells.x[cells.axis][(arm, lr)])
+            measured &= np.isfinite(cells.windows[(arm, lr)]).all(axis=1)
+            keep &= measured | cells.broken.get((arm, lr), False)
     return keep
 
 
@@ -174,6 +200,7 @@ def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
         design=cells.design,
         forgetting_tasks=cells.forgetting_tasks,
         x_label=cells.x_label,
+        broken=cut(cells.broken),
     )
 
 

@@ -226,8 +226,12 @@ class Study:
             value = lambda r: -r.final_validation_nll()  # noqa: E731 - lower NLL is better
         else:
             value = self.plasticity
+        # A rate where a run broke is never chosen, as in the claims (curlora.matching).
         score = {
-            lr: np.mean(list(self.per_seed(arm, lr, value).values()) or [-np.inf]) for lr in rates
+            lr: -np.inf
+            if any(r.broke for r in self.runs_of(arm, lr))
+            else np.mean(list(self.per_seed(arm, lr, value).values()) or [-np.inf])
+            for lr in rates
         }
         return max(rates, key=lambda lr: score[lr])
 

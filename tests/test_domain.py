@@ -9,6 +9,7 @@ from synthetic_runs import domain_run as _synthetic
 from synthetic_runs import domain_study as _study
 
 from curlora import explorers, narration, plots
+from curlora.bootstrap import identity
 from curlora.claim_text import claim_sentence
 from curlora.claims import read_claims, robustness
 from curlora.data.domains import load_domain, python_stdlib
@@ -20,6 +21,7 @@ from curlora.experiment.domain_results import DomainResults
 from curlora.experiment.domain_run import run_domain
 from curlora.experiment.domain_spec import MEASURES, DomainSpec
 from curlora.experiment.sweep import cached, run_many
+from curlora.matching import Means
 from curlora.plan import load_plan
 from curlora.plots.lint import figure_problems
 
@@ -210,7 +212,7 @@ def test_each_split_feeds_only_its_part_of_the_reading():
             assert same == (name not in fed), f"{measure} {'left' if same else 'moved'} {name}"
 
 
-def test_a_broken_run_moves_the_operating_rate_as_it_moves_the_claims():
+def test_a_broken_run_keeps_its_seed_and_its_rate_is_never_chosen():
     plan = load_plan(protocol="domain")
     chosen = _study().operating_rate()["curlora"]
     for lr in _study().rates("curlora"):
@@ -219,14 +221,22 @@ def test_a_broken_run_moves_the_operating_rate_as_it_moves_the_claims():
         # A run that broke: its weights went non-finite, so every NLL after training is NaN.
         for pair in broken.nll.values():
             pair["after"] = [[np.nan, tokens] for _, tokens in pair["after"]]
+        assert broken.broke and not _study().runs[0].broke
         study = DomainStudy(study.runs, base_rank=16)
-        # The claims drop seed 0 from every rate of the arm; the other seeds still pick the rate
-        # they picked before, wherever the broken run stands, and the study names that rate.
-        assert study.operating_rate(plan)["curlora"] == chosen, f"broken at {lr:g}"
+        # The rate the run broke at is never chosen; any other keeps the choice it had. The
+        # claims keep every seed (dropping seed 0 would hide the arm that diverged on it), and
+        # their point estimate reads the same rate as the study's tables.
+        expected = chosen if lr != chosen else None
+        picked = study.operating_rate(plan)["curlora"]
+        assert picked != lr and (expected is None or picked == expected), f"broken at {lr:g}"
         keeps = next(
             r for r in read_claims([study], plan, replicates=20) if r.claim.arm == "curlora"
         )
-        assert keeps.estimate.n == len(study.seeds) - 1
+        assert keeps.estimate.n == len(study.seeds)
+        cells = study.cells(plan)
+        point = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
+        assert np.isnan(point.outcome("ppl_ratio", "curlora", lr)[0])
+        assert np.isfinite(point.outcome("ppl_ratio", "curlora", picked)[0])
 
 
 def test_a_study_refuses_two_settings_under_one_name():

@@ -179,6 +179,23 @@ def test_a_verdict_that_one_seed_changes_is_fragile():
     assert not robustness([steady], plan, replicates=300).fragile("m", verdict)
 
 
+def test_a_run_that_broke_keeps_its_seed_and_takes_its_rate_off_the_frontier():
+    study = _study_with_offsets({0: -0.020, 1: -0.021, 2: -0.0205, 3: -0.0195})
+    top = study.rates("lora")[-1]
+    assert study.operating_rate("lora") == top and not any(r.broke for r in study.runs)
+    diverged = next(r for r in study.runs_of("lora", top) if r.spec.seed == 1)
+    diverged.perplexity.at[1, "nll"] = [[math.nan, 1]]  # the weights went non-finite
+    assert diverged.broke
+    study = Study(study.runs, base_rank=4)
+    # The figures' rule and the claims' rule both pass over the rate where a run broke.
+    assert study.operating_rate("lora") != top
+    cells = cells_of(study, load_plan())
+    assert cells.broken[("lora", top)].tolist() == [False, True, False, False]
+    reading = read_claims([study], _plan_of(MATCHED, replicates=200))[0]
+    # Seed 1 stays in the paired design: dropping it would hide the arm that diverged on it.
+    assert reading.estimate.n == 4 and math.isfinite(reading.estimate.value)
+
+
 def test_leaving_out_an_order_or_seed_a_study_alone_has_leaves_it_whole():
     """Robustness re-reads every study without each order any of them ran: a study that ran
     only that order (the headline's paper order, beside an ablation in two) is read whole."""

@@ -41,6 +41,13 @@ class DomainResults:
         after = np.asarray(self.nll[measure]["after"], dtype=float).reshape(-1, 2)
         return after[:, 0] - before[:, 0], before[:, 1]
 
+    @property
+    def broke(self) -> bool:
+        """Whether training diverged: a training loss or an NLL after training is not a number
+        (the weights then hold NaN or inf, so nothing measured after is meaningful)."""
+        after = [np.asarray(self.nll[m]["after"], dtype=float) for m in MEASURES]
+        return not (np.isfinite(self.loss).all() and all(np.isfinite(a).all() for a in after))
+
     def change(self, measure: str) -> float:
         """Mean NLL change per token on ``measure``, in nats (the log of the perplexity ratio)."""
         delta, tokens = self.windows(measure)

@@ -99,6 +99,15 @@ class Results:
             return float("nan")
         return float(rows["nll"].mean())
 
+    @property
+    def broke(self) -> bool:
+        """Whether training diverged: a training loss or the perplexity after training is not
+        a number (the weights then hold NaN or inf, so nothing measured after is meaningful)."""
+        losses = np.asarray(self.loss["loss"], dtype=float) if "loss" in self.loss else []
+        last = self.perplexity["nll"].iloc[-1] if len(self.perplexity) else None
+        after = np.asarray(last if isinstance(last, list) else [], dtype=float)
+        return not (np.isfinite(losses).all() and np.isfinite(after).all())
+
     def _row(self, task: str, after_task: str, split: str) -> pd.Series:
         rows = self.accuracy[
             (self.accuracy["task"] == task)
