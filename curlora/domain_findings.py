@@ -26,6 +26,8 @@ def frontier_markdown(study: DomainStudy) -> pd.DataFrame:
     table = study.frontier_table()
 
     def cell(row, name: str) -> str:
+        if row["broke"]:
+            return f"none: {row['broke']} of {row['seeds']} runs broke"
         return f"{row[name]:+.4f} [{row[f'{name}_lo']:+.4f}, {row[f'{name}_hi']:+.4f}]".replace(
             "-", "−"
         )

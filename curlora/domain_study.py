@@ -99,28 +99,44 @@ class DomainStudy:
         """``value`` of each seed's run of an arm at a rate."""
         return {r.spec.seed: value(r) for r in self.runs_of(arm, lr)}
 
+    def _by_arm(self, plan: AnalysisPlan | None) -> dict[str, Cells]:
+        """Per arm, its cells on the seeds that ran every rate of it (``matching.restrict``)."""
+        cells = self.cells(load_plan(protocol="domain") if plan is None else plan)
+        return {arm: restrict(cells, [arm]) for arm in self.arms}
+
+    def arm_seeds(self, plan: AnalysisPlan | None = None) -> dict[str, tuple[int, ...]]:
+        """Per arm, the seeds that ran every rate of it: the seeds its operating rate, its
+        table rows and its figure points are read on."""
+        return {arm: mine.seeds for arm, mine in self._by_arm(plan).items()}
+
     def operating_rate(self, plan: AnalysisPlan | None = None) -> dict[str, float]:
         """Per arm, the rate the registered claims read it at: the lowest mean validation NLL
         after training, over the seeds that ran every rate of the arm."""
-        cells = self.cells(load_plan(protocol="domain") if plan is None else plan)
         chosen = {}
-        for arm in self.arms:
+        for arm, mine in self._by_arm(plan).items():
             # The claims' own rule (curlora.matching), so tables, figures and verdicts name one
             # rate: a rate where a run broke, or that no seed scores, is never chosen.
-            mine = restrict(cells, [arm])
             best = Means(mine, identity(len(mine.seeds), len(mine.tokens))).operating_rate(arm)
             chosen[arm] = mine.rates[arm][int(best[0])]
         return chosen
 
     def frontier_table(self, confidence: float = 0.95) -> pd.DataFrame:
         """Per arm and rate: learning (validation, evaluation) and forgetting (held-out
-        Wikipedia), means with t-intervals over seeds, in nats per token."""
+        Wikipedia), means with t-intervals over the arm's seeds (``arm_seeds``), in nats per
+        token; undefined (NaN) at a rate where a run broke, as in the claims."""
         rows = []
-        chosen = self.operating_rate()
+        chosen, seeds = self.operating_rate(), self.arm_seeds()
         for arm in self.arms:
             for lr in self.rates(arm):
-                runs = self.runs_of(arm, lr)
-                row = {"arm": arm, "lr": lr, "seeds": len(runs), "operating": lr == chosen[arm]}
+                runs = [r for r in self.runs_of(arm, lr) if r.spec.seed in seeds[arm]]
+                broke = sum(r.broke for r in runs)
+                row = {
+                    "arm": arm,
+                    "lr": lr,
+                    "seeds": len(runs),
+                    "broke": broke,
+                    "operating": lr == chosen[arm],
+                }
                 for name, value in (
                     ("learning_val", lambda r: r.learning("val")),
                     ("learning_eval", lambda r: r.learning("eval")),
@@ -128,11 +144,11 @@ class DomainStudy:
                 ):
                     interval = stats.t_interval([value(r) for r in runs], confidence)
                     row |= {
-                        name: interval.mean,
-                        f"{name}_lo": interval.lo,
-                        f"{name}_hi": interval.hi,
+                        name: np.nan if broke else interval.mean,
+                        f"{name}_lo": np.nan if broke else interval.lo,
+                        f"{name}_hi": np.nan if broke else interval.hi,
                     }
-                row["trainable"] = runs[0].parameters.get("adapter")
+                row["trainable"] = self.runs_of(arm, lr)[0].parameters.get("adapter")
                 rows.append(row)
         return pd.DataFrame(rows)
 

@@ -171,6 +171,14 @@ def _nats(mean: float, lo: float, hi: float) -> str:
     return text.replace("-", "−")
 
 
+def seeds_read(table: pd.DataFrame) -> str:
+    """How many seeds a frontier table's means are over: one count, or one per arm."""
+    counts = table.groupby("arm", sort=False)["seeds"].max()
+    if counts.nunique() == 1:
+        return f"{counts.iloc[0]} seed(s)"
+    return "seeds per arm: " + ", ".join(f"{Arm.parse(a).display} {n}" for a, n in counts.items())
+
+
 def continued_training(study) -> str:
     """What the two-axis frontier shows: each arm at its operating rate, which learned most and
     which forgot least, and where Wikipedia's NLL fell instead of rising."""
@@ -185,8 +193,9 @@ def continued_training(study) -> str:
         for a, row in chosen.iterrows()
     ]
     text = (
-        "At the rates validation picks (means over "
-        f"{len(study.seeds)} seed(s), 95% intervals): " + "; ".join(each) + ". "
+        f"At the rates validation picks (means over {seeds_read(table)}, 95% intervals): "
+        + "; ".join(each)
+        + ". "
     )
     if len(chosen) > 1:
         most, least = chosen["learning_eval"].idxmax(), chosen["forgetting"].idxmin()

@@ -261,6 +261,32 @@ def test_the_figures_the_sentence_and_the_section_come_from_the_runs():
     assert explorers.domain_explorer(study) is not None
 
 
+def test_tables_figures_and_text_read_each_arm_on_the_seeds_its_claims_read():
+    """An arm missing a seed at one rate is read on the seeds that ran all of its rates, as
+    the claims read it; a rate where a run broke has no mean anywhere, and every reader says so."""
+    index = _study(range(4)).index
+    del index[("full", 1e-4, 3)]
+    index[("lora", 1e-2, 0)].loss = [1.0, float("nan")]
+    runs = list(index.values())
+    study = DomainStudy(runs, base_rank=16)
+    assert study.arm_seeds()["full"] == (0, 1, 2) and study.arm_seeds()["curlora"] == (0, 1, 2, 3)
+    table = study.frontier_table().set_index(["arm", "lr"])
+    assert (table.loc["full", "seeds"] == 3).all() and (table.loc["curlora", "seeds"] == 4).all()
+    assert table.loc[("lora", 1e-2), "broke"] == 1
+    assert np.isnan(table.loc[("lora", 1e-2), "forgetting"])
+    assert study.operating_rate()["lora"] != 1e-2
+    full = [r.forgetting("eval") for r in study.runs_of("full", 1e-3) if r.spec.seed < 3]
+    assert table.loc[("full", 1e-3), "forgetting"] == pytest.approx(np.mean(full))
+    fig = plots.domain_frontiers(study)
+    assert figure_problems(fig) == []
+    caption = fig.texts[-1].get_text().replace("\n", " ")
+    assert "seeds per arm: CURLoRA 4" in caption and "full fine-tuning 3" in caption
+    assert "broke" in caption
+    assert "seeds per arm:" in narration.continued_training(study)
+    rows = domain_section(study, replicates=50).page
+    assert "none: 1 of 4 runs broke" in rows
+
+
 def test_the_plan_names_the_runs_of_its_design():
     plan = load_plan(protocol="domain")
     specs = domain_design(plan)

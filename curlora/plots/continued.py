@@ -9,51 +9,50 @@ from matplotlib.figure import Figure
 from curlora.arms import Arm
 from curlora.domain_study import DomainStudy
 from curlora.matching import on_rise
+from curlora.narration import seeds_read
 from curlora.plots.style import arm_color, figure, set_caption
-from curlora.stats import t_interval
 
 #: How the x axis names each split learning is read on.
 SPLITS = {"val": "validation", "eval": "evaluation"}
 
 
-def _points(study: DomainStudy, arm: str, split: str) -> pd.DataFrame:
-    """Per rate: learning (on ``split``, nats) and forgetting (held-out Wikipedia, nats), means
-    with 95% half-widths over seeds."""
-    rows = []
-    for lr in study.rates(arm):
-        runs = study.runs_of(arm, lr)
-        x = t_interval([r.learning(split) for r in runs])
-        y = t_interval([r.forgetting("eval") for r in runs])
-        rows.append(
-            {
-                "rate": lr,
-                "x": x.mean,
-                "xerr": np.nan_to_num(x.half),
-                "y": y.mean,
-                "yerr": np.nan_to_num(y.half),
-            }
-        )
-    return pd.DataFrame(rows)
+def _points(table: pd.DataFrame, arm: str, split: str) -> pd.DataFrame:
+    """Per rate of ``arm`` in a ``frontier_table``: learning (on ``split``) and forgetting
+    (held-out Wikipedia), in nats, means with their 95% half-widths."""
+    rows = table[table["arm"] == arm]
+    x, y = f"learning_{split}", "forgetting"
+    return pd.DataFrame(
+        {
+            "rate": rows["lr"].to_numpy(),
+            "x": rows[x].to_numpy(),
+            "xerr": np.nan_to_num((rows[f"{x}_hi"] - rows[f"{x}_lo"]).to_numpy() / 2),
+            "y": rows[y].to_numpy(),
+            "yerr": np.nan_to_num((rows[f"{y}_hi"] - rows[f"{y}_lo"]).to_numpy() / 2),
+        }
+    )
 
 
 def domain_frontiers(
     study: DomainStudy, arms: list[str] | None = None, split: str = "val"
 ) -> Figure:
     """Forgetting against learning (read on ``split``: 'val' or 'eval'), both in nats per
-    token: per arm, each learning rate's mean ± 95% CI over seeds, the operating rate ringed."""
+    token: per arm, each learning rate's mean ± 95% CI over the seeds that ran every rate of
+    the arm, the operating rate ringed."""
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
     fig, axes = figure(1, 1, width=6.4, height=4.4)
     ax = axes[0, 0]
-    chosen = study.operating_rate()
+    table = study.frontier_table()
+    chosen = table[table["operating"]].set_index("arm")["lr"]
     for k, arm in enumerate(arms or study.arms):
-        points = _points(study, arm, split)
+        points = _points(table, arm, split)
         color = arm_color(arm)
         # The line is the frontier the claims read (its rising part on validation, whichever
         # split x shows); a rate that learned less than a lower one is past breaking: hollow.
-        val = points if split == "val" else _points(study, arm, "val")
+        val = points if split == "val" else _points(table, arm, "val")
         rise = on_rise(val["x"].to_numpy(), val["y"].to_numpy())
-        for part, fmt, face in ((rise, "o-", color), (~rise, "o", "none")):
+        defined = np.isfinite(points["x"].to_numpy()) & np.isfinite(points["y"].to_numpy())
+        for part, fmt, face in ((rise & defined, "o-", color), (~rise & defined, "o", "none")):
             ax.errorbar(
                 points["x"][part],
                 points["y"][part],
@@ -62,14 +61,17 @@ def domain_frontiers(
                 fmt=fmt,
                 color=color,
                 mfc=face,
-                label=Arm.parse(arm).display if part is rise else None,
+                label=Arm.parse(arm).display if fmt == "o-" else None,
                 capsize=2,
                 lw=1.5,
                 ms=4,
             )
         at = points[points["rate"] == chosen[arm]].iloc[0]
         ax.plot(at["x"], at["y"], "o", ms=11, mfc="none", mec=color, mew=1.5)
-        top = points.iloc[-1]
+        drawn = points.dropna(subset=["x", "y"])
+        if drawn.empty:
+            continue
+        top = drawn.iloc[-1]
         ax.annotate(
             f"{top['rate']:g}",
             (top["x"], top["y"]),
@@ -86,13 +88,18 @@ def domain_frontiers(
     )
     ax.legend(fontsize=8)
     domain = study.runs[0].spec.domain
+    broke = (
+        "; a rate where a run broke (its loss or NLL not a number) has no mean and is not drawn"
+        if table["broke"].any()
+        else ""
+    )
     set_caption(
         fig,
         f"Continued training on {domain}: each point one learning rate (the highest labelled), "
-        f"ringed at the rate validation picks; {len(study.seeds)} seed(s), 95% intervals over "
-        "seeds; the line joins rates that learned more on validation than every lower one (the "
-        "frontier the claims read), hollow points learned less than a lower rate; below y = 0 "
-        "the model got better at Wikipedia too",
+        f"ringed at the rate validation picks; {seeds_read(table)} (those that ran every rate of "
+        "the arm), 95% intervals over seeds; the line joins rates that learned more on "
+        "validation than every lower one (the frontier the claims read), hollow points learned "
+        f"less than a lower rate; below y = 0 the model got better at Wikipedia too{broke}",
     )
     return fig
 
