@@ -25,6 +25,7 @@ from curlora.matching import (
     difference_at,
     level_grid,
     matched_difference,
+    on_rise,
     restrict,
 )
 from curlora.plan import AnalysisPlan, Claim
@@ -102,6 +103,23 @@ def rate_choices(
     draws = seed_draws(n, w, replicates or plan.bootstrap_replicates, plan.bootstrap_seed)
     chosen = Means(mine, draws).operating_rate(claim.arm)
     return {lr: float(np.mean(chosen == k)) for k, lr in enumerate(mine.rates[claim.arm])}
+
+
+def frontier_shares(
+    claim: Claim, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> dict[str, dict[float, float]]:
+    """For a matched claim: per arm, the share of the seed-resampling bootstrap replicates in
+    which each of its rates lies on its rising frontier."""
+    mine = restrict(cells, claim.arms())
+    n, w = len(mine.seeds), len(mine.tokens)
+    draws = seed_draws(n, w, replicates or plan.bootstrap_replicates, plan.bootstrap_seed)
+    means = Means(mine, draws)
+    shares = {}
+    for arm in claim.arms():
+        xs, ys = means.points(claim.outcome, arm)
+        on = np.array([on_rise(x, y) for x, y in zip(xs, ys, strict=True)])
+        shares[arm] = {lr: float(on[:, k].mean()) for k, lr in enumerate(mine.rates[arm])}
+    return shares
 
 
 def _p_value(claim: Claim, e: Estimate) -> float:

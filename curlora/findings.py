@@ -28,6 +28,7 @@ from curlora.claim_text import (
 from curlora.claims import (
     Reading,
     at_every_level,
+    frontier_shares,
     home_cells,
     rate_choices,
     read_claims,
@@ -509,6 +510,35 @@ def _rate_choice_text(
     return text
 
 
+#: A rate on its arm's rising frontier in a share of replicates between 1 − this and this is
+#: unsettled: near-tied learning puts it on the frontier in some replicates and not in others.
+SETTLED = 0.95
+
+
+def _frontier_text(
+    r: Reading, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
+) -> str:
+    """For a matched claim: the rates whose place on their frontier the bootstrap's resampled
+    seeds change, and what that does to the interval (empty if every place is settled)."""
+    shares = frontier_shares(r.claim, cells, plan, replicates)
+    unsettled = [
+        f"{Arm.parse(arm).display} at {lr:g} in {share:.0%}"
+        for arm, by_rate in shares.items()
+        for lr, share in by_rate.items()
+        if 1 - SETTLED < share < SETTLED
+    ]
+    if not unsettled:
+        return ""
+    return (
+        "Rates whose place on their arm's rising frontier changes across the replicates that "
+        f"resample the seeds (the share of replicates with it on the frontier): "
+        f"{'; '.join(unsettled)}. Such a rate learns about as much as a lower one, so whether "
+        "it extends the frontier depends on the seeds drawn. Where its outcome is far from "
+        "its neighbours' (a rate that breaks), the replicates spread, and the interval widens "
+        "with them."
+    )
+
+
 def claim_section(
     r: Reading, cells: Cells, plan: AnalysisPlan, replicates: int | None = None
 ) -> str:
@@ -522,6 +552,9 @@ def claim_section(
         )
     if r.readable and r.claim.kind != "matched":
         lines += ["", _rate_choice_text(r, cells, plan, replicates)]
+    if r.readable and r.claim.kind == "matched":
+        if text := _frontier_text(r, cells, plan, replicates):
+            lines += ["", text]
     levels = at_every_level(r.claim, cells, plan, replicates)
     if levels:
         x, scale = plasticity_label(cells)

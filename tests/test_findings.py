@@ -387,6 +387,31 @@ def test_a_claim_at_an_operating_rate_says_how_often_each_rate_is_chosen():
     assert "0.001 in" in split and "0.003 in" in split and "The choice splits" in split
 
 
+def test_a_matched_claim_names_rates_whose_place_on_the_frontier_is_unsettled():
+    from curlora.findings import findings as read_findings
+
+    def ppl_section(study: Study) -> str:
+        page = read_findings(study, replicates=200).page
+        return page.split('<a id="claim-curlora-vs-lora-ppl"></a>')[1].split("<a id=")[0]
+
+    # Every rate learns clearly more than the one below it: no place on a frontier moves.
+    assert "rising frontier changes" not in ppl_section(synthetic_study(0.0, 0.0))
+    # LoRA's top rate learns as much as the one below on average (half the seeds more, half
+    # less) and breaks perplexity: resampled seeds put it on the frontier about half the time.
+    runs = []
+    for seed in range(6):
+        runs.append(fake_run("head-only", 0.01, seed, 0.6, 0.6, 1.0, 0.0))
+        for lr, own in ((1e-3, 0.62), (3e-3, 0.64), (1e-2, 0.66)):
+            own += 0.001 * seed
+            runs.append(fake_run("curlora", lr, seed, own, own, 1 + own - 0.6, 0.1))
+        top = 0.65 + (0.02 if seed % 2 else -0.02)
+        for lr, own, ratio in ((1e-4, 0.62, 1.02), (1e-3, 0.65, 1.05), (1e-2, top, 3.0)):
+            runs.append(fake_run("lora", lr, seed, own, own, ratio, 0.1))
+    text = ppl_section(Study(runs, base_rank=4))
+    assert "rising frontier changes" in text and "LoRA at 0.01 in " in text
+    assert "CURLoRA at" not in text
+
+
 def test_an_equivalence_claim_says_when_its_interval_is_wider_than_the_band():
     from curlora.bootstrap import Estimate
     from curlora.claim_text import claim_sentence
