@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from curlora.arms import Arm
+from curlora.domain_study import domain_specs
 from curlora.experiment import confirmatory
 from curlora.experiment.design import study_design, task_orders
-from curlora.experiment.profiles import registered_ablation, registered_comparison
+from curlora.experiment.profiles import (
+    DOMAIN_PARAMETERS,
+    registered_ablation,
+    registered_comparison,
+    registered_domain,
+)
 from curlora.plan import load_plan, plan_path
 
 
@@ -111,3 +117,12 @@ def test_notebook_05s_reading_of_the_plan_is_the_ablation_batchs_runs(tmp_path, 
     assert {Arm.of_spec(s, plan.design["rank"]).name for s in reading} == set(
         plan.design["ablation_arms"]
     )
+
+
+def test_notebook_06s_reading_of_the_plan_is_the_domain_batchs_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURLORA_RESULTS", str(tmp_path))
+    plan = load_plan(protocol="domain")
+    reading = domain_specs(**registered_domain(plan.design["seeds"]))
+    computed = confirmatory.batches(domain_plan=plan)["domain"]
+    assert {s.key() for s in reading} == {s.key() for s in computed}
+    assert set(registered_domain([0])) == set(DOMAIN_PARAMETERS)

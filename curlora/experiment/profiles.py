@@ -80,6 +80,9 @@ _CONFIRMED_PEER_SEEDS: list[int] = []
 #: The registered sampling ablation's seeds whose runs are committed (batch ``ablation``): all
 #: five, in the paper's order.
 _CONFIRMED_ABLATION_SEEDS = [0, 1, 2, 3, 4]
+#: Protocol 2's registered seeds whose runs are committed (batch ``domain``); empty until it
+#: lands, and the evidence profile then leaves notebook 06 out rather than fail on missing runs.
+_CONFIRMED_DOMAIN_SEEDS: list[int] = []
 
 
 def registered_study(
@@ -128,6 +131,20 @@ def registered_ablation(seeds: list[int]) -> dict[str, Any]:
     """Notebook 05's parameters for the registered plan's sampling ablation at ``seeds``."""
     plan = load_plan()
     return registered_study(list(plan.design["ablation_arms"]), seeds, "paper", plan)
+
+
+def registered_domain(seeds: list[int]) -> dict[str, Any]:
+    """Notebook 06's parameters for protocol 2's registered design at ``seeds``."""
+    d = load_plan(protocol="domain").design
+    return {
+        "model": d["model"],
+        "domain": d["domain"],
+        "rank": d["rank"],
+        "arms": list(d["rates"]),
+        "lrs": d["rates"],
+        "seeds": seeds,
+        "run": d["run"],
+    }
 
 
 #: Notebook 06 (protocol 2: continued training) in the smoke profile: a tiny model, a few blocks.
@@ -186,9 +203,7 @@ PROFILES: dict[str, dict[str, dict[str, Any] | None]] = {
         # The headline and the ablation read the registered plan's runs.
         "04": registered_comparison(_CONFIRMED_SEEDS, _CONFIRMED_PEER_SEEDS),
         "05": registered_ablation(_CONFIRMED_ABLATION_SEEDS),
-        # Protocol 2's evidence is its registered plan's runs; until they are committed the
-        # evidence profile leaves notebook 06 out (None) rather than fail on missing runs.
-        "06": None,
+        "06": registered_domain(_CONFIRMED_DOMAIN_SEEDS) if _CONFIRMED_DOMAIN_SEEDS else None,
     },
     "paper": {
         "00": {},
