@@ -231,9 +231,21 @@ def domain_specs(
     ]
 
 
+def design_parameters(plan: AnalysisPlan, seeds: list[int] | None = None) -> dict:
+    """The ``domain_specs`` arguments (notebook 06's parameters) of protocol 2's registered
+    design, at its seeds or at ``seeds``."""
+    d = plan.design
+    return {
+        "model": d["model"],
+        "domain": d["domain"],
+        "rank": d["rank"],
+        "arms": list(d["rates"]),
+        "lrs": d["rates"],
+        "seeds": d["seeds"] if seeds is None else seeds,
+        "run": d["run"],
+    }
+
+
 def domain_design(plan: AnalysisPlan) -> list[DomainSpec]:
     """The specs protocol 2's registered plan names: every arm × rate × seed."""
-    d = plan.design
-    return domain_specs(
-        d["model"], d["domain"], d["rank"], list(d["rates"]), d["rates"], d["seeds"], d["run"]
-    )
+    return domain_specs(**design_parameters(plan))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curlora.domain_study import design_parameters
 from curlora.experiment.presets import PRESETS
 from curlora.plan import AnalysisPlan, load_plan
 
@@ -135,16 +136,7 @@ def registered_ablation(seeds: list[int]) -> dict[str, Any]:
 
 def registered_domain(seeds: list[int]) -> dict[str, Any]:
     """Notebook 06's parameters for protocol 2's registered design at ``seeds``."""
-    d = load_plan(protocol="domain").design
-    return {
-        "model": d["model"],
-        "domain": d["domain"],
-        "rank": d["rank"],
-        "arms": list(d["rates"]),
-        "lrs": d["rates"],
-        "seeds": seeds,
-        "run": d["run"],
-    }
+    return design_parameters(load_plan(protocol="domain"), seeds)
 
 
 #: Notebook 06 (protocol 2: continued training) in the smoke profile: a tiny model, a few blocks.
