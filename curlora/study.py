@@ -19,6 +19,8 @@ seed (the seed is the replicate; methods run with one seed see the same data and
   at its mean plasticity over seeds, each seed contributing its own stability — read at
   plasticity levels both compared frontiers reach, and only where both arms are shown to learn.
   The rates' positions are means, so an interval carries the stability's noise, not theirs.
+- a run that *broke* (its loss or perplexity not a number) has no value: its rate has no mean
+  on any outcome, is never the operating rate and is not on the frontier.
 """
 
 from __future__ import annotations
@@ -191,13 +193,34 @@ class Study:
     def per_seed(
         self, arm: str, lr: float | None, value: Callable[[Results], float]
     ) -> dict[int, float]:
-        """``value`` of each run of an arm at a rate, averaged over task orders within each seed."""
+        """``value`` of each run of an arm at a rate, averaged over task orders within each seed
+        (NaN for a seed whose run broke there)."""
         by_seed: dict[int, list[float]] = defaultdict(list)
+        broken: set[int] = set()
         for r in self.runs_of(arm, lr):
+            if r.broke:
+                # A diverged run has no value; averaging the seed's other orders (or dropping
+                # the seed) would make the rate look as if it had not broken.
+                broken.add(r.spec.seed)
+                continue
             v = value(r)
             if not math.isnan(v):
                 by_seed[r.spec.seed].append(v)
-        return {s: float(np.mean(v)) for s, v in by_seed.items()}
+        means = {s: float(np.mean(v)) for s, v in by_seed.items()}
+        return means | dict.fromkeys(broken, math.nan)
+
+    def broke(self, arm: str, lr: float | None = None) -> bool:
+        """Whether a run of an arm at a rate (default: its operating rate) broke: the rate then
+        has no mean, on any outcome."""
+        return any(r.broke for r in self.runs_of(arm, lr))
+
+    def over_seeds(
+        self, arm: str, lr: float | None, value: Callable[[Results], float]
+    ) -> stats.Interval:
+        """``value`` at a rate over seeds; undefined (NaN) where a run there broke."""
+        if self.broke(arm, lr):
+            return stats.t_interval([])
+        return stats.t_interval(list(self.per_seed(arm, lr, value).values()))
 
     # ------------------------------------------------------------------ rates and frontiers
 
@@ -229,18 +252,17 @@ class Study:
         # A rate where a run broke is never chosen, as in the claims (curlora.matching).
         score = {
             lr: -np.inf
-            if any(r.broke for r in self.runs_of(arm, lr))
+            if self.broke(arm, lr)
             else np.mean(list(self.per_seed(arm, lr, value).values()) or [-np.inf])
             for lr in rates
         }
         return max(rates, key=lambda lr: score[lr])
 
     def rate_plasticity(self, arm: str) -> dict[float, stats.Interval]:
-        """Each rate's validation plasticity over seeds: its mean is where the rate sits on x."""
+        """Each rate's validation plasticity over seeds: its mean is where the rate sits on x
+        (a rate where a run broke has none, so it is not on the frontier)."""
         return {
-            lr: i
-            for lr in self.rates(arm)
-            if (i := stats.t_interval(list(self.per_seed(arm, lr, self.plasticity).values()))).n
+            lr: i for lr in self.rates(arm) if (i := self.over_seeds(arm, lr, self.plasticity)).n
         }
 
     def comparison_tasks(self, a: str, b: str) -> list[str]:
@@ -347,9 +369,10 @@ class Study:
         ``lr`` against ``b`` at ``lr_b`` (paired by seed)."""
         tasks = self.comparison_tasks(a, b) if outcome == "forgetting" else None
         value = lambda r: self.outcome(r, outcome, tasks)  # noqa: E731
-        return stats.paired(
-            self.per_seed(a, lr, value), self.per_seed(b, lr if lr_b is None else lr_b, value)
-        )
+        lr_b = lr if lr_b is None else lr_b
+        if self.broke(a, lr) or self.broke(b, lr_b):
+            return stats.t_interval([])
+        return stats.paired(self.per_seed(a, lr, value), self.per_seed(b, lr_b, value))
 
     def matched_pair(self, a: str, b: str) -> tuple[float, float, stats.Interval] | None:
         """The rates of ``a`` and ``b``, each shown to learn, whose validation plasticity is
@@ -380,9 +403,7 @@ class Study:
         self, arm: str, lr: float | None = None, split: str = "eval"
     ) -> stats.Interval:
         """Plasticity on ``split`` at a rate (default: the operating rate), over seeds."""
-        return stats.t_interval(
-            list(self.per_seed(arm, lr, lambda r: self.plasticity(r, split)).values())
-        )
+        return self.over_seeds(arm, lr, lambda r: self.plasticity(r, split))
 
     def interval(self, arm: str, outcome: str, lr: float | None = None) -> stats.Interval:
         """An outcome of an arm at a rate (default: its operating rate), over seeds; forgetting
@@ -390,6 +411,4 @@ class Study:
         tasks = self.earlier(self.learned_tasks(arm, lr)) if outcome == "forgetting" else None
         if outcome == "forgetting" and not tasks:
             return stats.t_interval([])
-        return stats.t_interval(
-            list(self.per_seed(arm, lr, lambda r: self.outcome(r, outcome, tasks)).values())
-        )
+        return self.over_seeds(arm, lr, lambda r: self.outcome(r, outcome, tasks))

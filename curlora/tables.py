@@ -136,7 +136,7 @@ def acc_with_uncertainty(study: Study, arm: str) -> tuple[Interval, float]:
     per_run = [
         [r.correctness(t, r.task_names[-1]).astype(float) for t in r.task_names] for r in runs
     ]
-    interval = t_interval(list(study.per_seed(arm, None, lambda r: r.summary()["ACC"]).values()))
+    interval = study.over_seeds(arm, None, lambda r: r.summary()["ACC"])
     se = float(np.median([bootstrap_se(a, acc, seed=k) for k, a in enumerate(per_run)]))
     return interval, se
 
@@ -153,11 +153,7 @@ def operating_table(study: Study) -> pd.DataFrame:
     for arm in study.arms:
         runs = study.runs_of(arm)
         gain = study.gain_over_head(arm) if arm != "head-only" else None
-        forgetting = t_interval(
-            list(
-                study.per_seed(arm, None, lambda r: OUTCOMES["forgetting"].of_run(r, None)).values()
-            )
-        )
+        forgetting = study.over_seeds(arm, None, lambda r: OUTCOMES["forgetting"].of_run(r, None))
         ppl = study.interval(arm, "ppl_ratio")
         shift = study.interval(arm, "output_shift")
         acc, se = acc_with_uncertainty(study, arm)

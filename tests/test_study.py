@@ -141,3 +141,28 @@ def test_a_subset_of_seeds_keeps_the_arms_names_whatever_run_comes_first():
     assert study.of_order(TASKS).of_seeds([1]).arms == ["lora-r1", "lora"]
     with pytest.raises(ValueError, match="No runs with seeds"):
         study.of_seeds([7])
+
+
+def test_a_rate_where_a_run_broke_has_no_mean_in_tables_and_figures():
+    from curlora.plots.forgetting import frontiers
+
+    runs = synthetic_study(0.0, 0.0).runs
+    diverged = next(
+        r for r in runs if r.spec.method == "curlora" and r.spec.lr == 3e-2 and r.spec.seed == 1
+    )
+    diverged.perplexity.at[1, "nll"] = [[math.nan, 1]]  # the weights went non-finite
+    # The seed's other task order did not break: its value must not stand in for the seed.
+    other_order = fake_run("curlora", 3e-2, 1, 0.7, 0.7, 1.1, 0.1, tasks=TASKS[::-1])
+    study = Study([*runs, other_order], base_rank=4)
+    assert diverged.broke and study.broke("curlora", 3e-2) and not study.broke("curlora", 1e-2)
+    # Plasticity of a diverged run is a number (its heads still predict a class), yet undefined.
+    values = study.per_seed("curlora", 3e-2, study.plasticity)
+    assert set(values) == {0, 1, 2} and math.isnan(values[1]) and not math.isnan(values[0])
+    assert math.isnan(study.interval("curlora", "ppl_ratio", 3e-2).mean)
+    assert math.isnan(study.gain_over_head("curlora", 3e-2).mean)
+    assert math.isnan(study.compare_at_rate("curlora", "curlora", "ppl_ratio", 3e-2, 1e-3).mean)
+    assert 3e-2 not in study.rate_plasticity("curlora") and 1e-2 in study.rate_plasticity("curlora")
+    assert study.operating_rate("curlora") != 3e-2
+    caption = frontiers(study, ["curlora", "lora"]).texts[-1].get_text()
+    assert "a rate where a run broke" in caption
+    assert "broke" not in frontiers(synthetic_study(0.0, 0.0)).texts[-1].get_text()

@@ -194,7 +194,13 @@ def frontiers(
             if all(r.has_scores() for r in study.runs)
             else ""
         )
-        + ("; lower row: a zoom without error bars" if zoom else ""),
+        + ("; lower row: a zoom without error bars" if zoom else "")
+        + (
+            "; a rate where a run broke (its loss or perplexity not a number) has no mean and "
+            "is not drawn"
+            if any(study.broke(a, lr) for a in arms for lr in study.rates(a))
+            else ""
+        ),
     )
     return fig
 
@@ -206,9 +212,8 @@ def _frontier_points(study: Study, arm: str, outcome: str) -> pd.DataFrame:
     show = OUTCOMES[outcome].shown
     rows = []
     for lr in study.rates(arm):
-        p = t_interval(list(study.per_seed(arm, lr, study.plasticity).values()))
-        value = study.per_seed(arm, lr, lambda r, o=outcome, t=tasks: study.outcome(r, o, t))
-        m = t_interval(list(value.values()))
+        p = study.over_seeds(arm, lr, study.plasticity)
+        m = study.over_seeds(arm, lr, lambda r, o=outcome, t=tasks: study.outcome(r, o, t))
         half = np.nan_to_num(m.half)
         rows.append(
             {
