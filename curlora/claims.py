@@ -20,6 +20,7 @@ from curlora.bootstrap import Draws, Estimate, estimate, identity, seed_draws, w
 from curlora.cells import Cells, cells_of
 from curlora.domain_study import DomainStudy
 from curlora.matching import (
+    NO_RATE,
     Means,
     common_range,
     difference_at,
@@ -87,9 +88,13 @@ def estimate_claim(
     )
     e = estimate(point, by_seeds, by_windows, n, w, plan.confidence)
     if not math.isfinite(point):
-        return Reading(
-            claim, e, math.nan, reason="their frontiers cover no common plasticity range"
+        reason = (
+            "their frontiers cover no common plasticity range"
+            if claim.kind == "matched"
+            else f"no rate of {claim.arm} can be chosen: at every rate a run broke or has no "
+            "validation score"
         )
+        return Reading(claim, e, math.nan, reason=reason)
     return Reading(claim, e, _p_value(claim, e))
 
 
@@ -251,8 +256,10 @@ def seed_t_interval(claim: Claim, cells: Cells, plan: AnalysisPlan) -> Interval:
         alone[0, k] = 1.0
         one = Means(mine, Draws(alone, np.ones((1, len(mine.tokens)))))
         if claim.kind != "matched":
-            rates = mine.rates[claim.arm]
-            chosen = rates[int(every.operating_rate(claim.arm)[0])]
+            k = int(every.operating_rate(claim.arm)[0])
+            if k == NO_RATE:
+                return t_interval([])
+            chosen = mine.rates[claim.arm][k]
             per_seed.append(float(one.outcome(claim.outcome, claim.arm, chosen)[0]))
             continue
         curves = {}

@@ -24,12 +24,11 @@ import pandas as pd
 
 from curlora import stats
 from curlora.arms import Arm
-from curlora.bootstrap import identity
 from curlora.cells import Cells
 from curlora.design_check import domain_check
 from curlora.experiment.domain_results import DomainResults
 from curlora.experiment.domain_spec import DomainSpec
-from curlora.matching import Means, restrict
+from curlora.matching import NO_RATE, observed, restrict
 from curlora.plan import AnalysisPlan, load_plan
 
 #: Where protocol 2's runs are told apart from the paper protocol's in a study's orders.
@@ -99,25 +98,24 @@ class DomainStudy:
         """``value`` of each seed's run of an arm at a rate."""
         return {r.spec.seed: value(r) for r in self.runs_of(arm, lr)}
 
-    def _by_arm(self, plan: AnalysisPlan | None) -> dict[str, Cells]:
-        """Per arm, its cells on the seeds that ran every rate of it (``matching.restrict``)."""
-        cells = self.cells(load_plan(protocol="domain") if plan is None else plan)
-        return {arm: restrict(cells, [arm]) for arm in self.arms}
-
     def arm_seeds(self, plan: AnalysisPlan | None = None) -> dict[str, tuple[int, ...]]:
         """Per arm, the seeds that ran every rate of it: the seeds its operating rate, its
         table rows and its figure points are read on."""
-        return {arm: mine.seeds for arm, mine in self._by_arm(plan).items()}
+        cells = self.cells(load_plan(protocol="domain") if plan is None else plan)
+        return {arm: restrict(cells, [arm]).seeds for arm in self.arms}
 
     def operating_rate(self, plan: AnalysisPlan | None = None) -> dict[str, float]:
         """Per arm, the rate the registered claims read it at: the lowest mean validation NLL
-        after training, over the seeds that ran every rate of the arm."""
+        after training, over the seeds that ran every rate of the arm (an arm where a run broke
+        at every rate has none, and is left out)."""
+        cells = self.cells(load_plan(protocol="domain") if plan is None else plan)
         chosen = {}
-        for arm, mine in self._by_arm(plan).items():
+        for arm in self.arms:
             # The claims' own rule (curlora.matching), so tables, figures and verdicts name one
             # rate: a rate where a run broke, or that no seed scores, is never chosen.
-            best = Means(mine, identity(len(mine.seeds), len(mine.tokens))).operating_rate(arm)
-            chosen[arm] = mine.rates[arm][int(best[0])]
+            mine, means = observed(cells, arm)
+            if (k := int(means.operating_rate(arm)[0])) != NO_RATE:
+                chosen[arm] = mine.rates[arm][k]
         return chosen
 
     def frontier_table(self, confidence: float = 0.95) -> pd.DataFrame:
@@ -135,7 +133,7 @@ class DomainStudy:
                     "lr": lr,
                     "seeds": len(runs),
                     "broke": broke,
-                    "operating": lr == chosen[arm],
+                    "operating": lr == chosen.get(arm),
                 }
                 for name, value in (
                     ("learning_val", lambda r: r.learning("val")),

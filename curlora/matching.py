@@ -16,8 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from curlora.bootstrap import Draws, log_ratio_mean, seed_mean
+from curlora.bootstrap import Draws, identity, log_ratio_mean, seed_mean
 from curlora.cells import Cells
+
+#: ``Means.operating_rate``'s index where no rate of the arm can be chosen.
+NO_RATE = -1
 
 
 class Means:
@@ -84,17 +87,23 @@ class Means:
         )
 
     def operating_rate(self, arm: str) -> np.ndarray:
-        """Per replicate, the index (into the arm's rates) of the best mean score."""
+        """Per replicate, the index (into the arm's rates) of the best mean score; ``NO_RATE``
+        where no rate has one (every rate broke, or none was validated)."""
         rates = self.cells.rates[arm]
         scores = np.stack([self.score(arm, lr) for lr in rates], axis=1)
-        scores = np.where(np.isfinite(scores), scores, -np.inf)
-        return scores.argmax(axis=1)
+        defined = np.isfinite(scores)
+        best = np.where(defined, scores, -np.inf).argmax(axis=1)
+        # argmax over all -inf would name the lowest rate, as if it had been chosen.
+        return np.where(defined.any(axis=1), best, NO_RATE)
 
     def at_operating_rate(self, name: str, arm: str) -> np.ndarray:
-        """Per replicate, the outcome at the operating rate chosen in that replicate."""
+        """Per replicate, the outcome at the operating rate chosen in that replicate (NaN
+        where none can be chosen)."""
         rates = self.cells.rates[arm]
         values = np.stack([self.outcome(name, arm, lr) for lr in rates], axis=1)
-        return values[np.arange(len(values)), self.operating_rate(arm)]
+        chosen = self.operating_rate(arm)
+        picked = values[np.arange(len(values)), np.maximum(chosen, 0)]
+        return np.where(chosen == NO_RATE, np.nan, picked)
 
     def points(self, name: str, arm: str) -> tuple[np.ndarray, np.ndarray]:
         """(plasticity, outcome) at each of the arm's rates, in rate order: replicates × rates."""
@@ -202,6 +211,13 @@ def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
         x_label=cells.x_label,
         broken=cut(cells.broken),
     )
+
+
+def observed(cells: Cells, arm: str) -> tuple[Cells, Means]:
+    """An arm's cells on the seeds that ran every rate of it, and their means as observed: what
+    its operating rate is chosen on, in the claims, the tables and the figures alike."""
+    mine = restrict(cells, [arm])
+    return mine, Means(mine, identity(len(mine.seeds), len(mine.tokens)))
 
 
 def level_grid(lo: float, hi: float, count: int) -> list[float]:

@@ -171,9 +171,13 @@ def _nats(mean: float, lo: float, hi: float) -> str:
 
 def seeds_read(table: pd.DataFrame) -> str:
     """How many seeds a frontier table's means are over: one count, or one per arm."""
-    counts = table.groupby("arm", sort=False)["seeds"].max()
-    if counts.nunique() == 1:
-        return f"{counts.iloc[0]} seed(s)"
+    return seed_counts(table.groupby("arm", sort=False)["seeds"].max().to_dict())
+
+
+def seed_counts(counts: dict[str, int]) -> str:
+    """Seeds per arm as a reader wants them: one count if all agree, else one per arm."""
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} seed(s)"
     return "seeds per arm: " + ", ".join(f"{Arm.parse(a).display} {n}" for a, n in counts.items())
 
 
@@ -195,6 +199,11 @@ def continued_training(study) -> str:
         + "; ".join(each)
         + ". "
     )
+    if none := [Arm.parse(a).display for a in table["arm"].unique() if a not in chosen.index]:
+        text += (
+            f"{' and '.join(none)} {'have' if len(none) > 1 else 'has'} no operating rate: a run "
+            "broke at every rate. "
+        )
     if len(chosen) > 1:
         most, least = chosen["learning_eval"].idxmax(), chosen["forgetting"].idxmin()
         who = (

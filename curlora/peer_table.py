@@ -19,15 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
 import pandas as pd
 
 from curlora.arms import Arm
-from curlora.bootstrap import identity
 from curlora.claim_text import level_text, plasticity_label, range_text, value_text
 from curlora.claims import Reading, read_claims, study_cells
 from curlora.domain_study import DomainStudy
-from curlora.matching import Means
+from curlora.matching import NO_RATE, observed
 from curlora.plan import AnalysisPlan, Claim
 from curlora.readings import markdown_table
 from curlora.study import Study
@@ -191,15 +189,17 @@ def _registered(readings, arms: list[str], outcome: str = OUTCOME) -> list[Readi
     ]
 
 
-def _operating(cells, means: Means, arm: str) -> tuple[float, float, float]:
-    """(rate, plasticity, log perplexity ratio) at the arm's operating rate, as observed
-    (``means``: the cells' means over the data as observed, shared by every arm)."""
-    if not any(np.isfinite(means.score(arm, lr)[0]) for lr in cells.rates[arm]):
-        raise ValueError(
-            f"{arm} has no validation score at any rate, so no operating rate can be chosen; "
-            "run it with val_size > 0 (the domain protocol: with validation files)."
-        )
+def _operating(cells, arm: str) -> tuple[float, float, float]:
+    """(rate, plasticity, log perplexity ratio) at the arm's operating rate, as observed on the
+    seeds that ran every rate of the arm (as the claims and the frontier table read it)."""
+    cells, means = observed(cells, arm)
     k = int(means.operating_rate(arm)[0])
+    if k == NO_RATE:
+        raise ValueError(
+            f"{arm} has no validation score at any rate (or a run broke at every rate), so no "
+            "operating rate can be chosen; run it with val_size > 0 (the domain protocol: with "
+            "validation files), and add lower rates if its runs diverged."
+        )
     lr = cells.rates[arm][k]
     return lr, float(means.x(arm, lr)[0]), float(means.outcome(OUTCOME, arm, lr)[0])
 
@@ -297,10 +297,9 @@ def forgets_least(
     # Costs timed on another model or rank would mislead; the caption says why they are absent.
     other = costs is not None and not costs.fits(spec)
     costs = None if other else costs
-    observed = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
     rows, order = [], []
     for arm in arms:
-        lr, x, y = _operating(cells, observed, arm)
+        lr, x, y = _operating(cells, arm)
         runs = study.runs_of(arm, lr)
         row = {
             "arm": Arm.parse(arm).display,

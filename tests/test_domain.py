@@ -21,7 +21,8 @@ from curlora.experiment.domain_results import DomainResults
 from curlora.experiment.domain_run import run_domain
 from curlora.experiment.domain_spec import MEASURES, DomainSpec
 from curlora.experiment.sweep import cached, run_many
-from curlora.matching import Means
+from curlora.matching import NO_RATE, Means
+from curlora.peer_table import forgets_least
 from curlora.plan import load_plan
 from curlora.plots.lint import figure_problems
 
@@ -237,6 +238,51 @@ def test_a_broken_run_keeps_its_seed_and_its_rate_is_never_chosen():
         point = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
         assert np.isnan(point.outcome("ppl_ratio", "curlora", lr)[0])
         assert np.isfinite(point.outcome("ppl_ratio", "curlora", picked)[0])
+
+
+def test_an_arm_that_broke_at_every_rate_has_no_operating_rate_and_says_so():
+    study = _study(range(3))
+    for lr in study.rates("curlora"):
+        broken = next(r for r in study.runs_of("curlora", lr) if r.spec.seed == lr_seed(lr))
+        broken.loss = [1.0, float("nan")]
+    study = DomainStudy(study.runs, base_rank=16)
+    plan = load_plan(protocol="domain")
+    cells = study.cells(plan)
+    point = Means(cells, identity(len(cells.seeds), len(cells.tokens)))
+    # Before, argmax over nothing but -inf named the lowest rate as if it had been chosen.
+    assert point.operating_rate("curlora")[0] == NO_RATE
+    assert np.isnan(point.at_operating_rate("ppl_ratio", "curlora")[0])
+    assert "curlora" not in study.operating_rate() and "lora" in study.operating_rate()
+    keeps = next(
+        r
+        for r in read_claims([study], plan, replicates=20)
+        if r.claim.arm == "curlora" and r.claim.kind != "matched"
+    )
+    assert not keeps.readable and "no rate of curlora can be chosen" in keeps.reason
+    assert "CURLoRA has no operating rate" in narration.continued_training(study)
+    caption = plots.domain_losses(study).texts[-1].get_text().replace("\n", " ")
+    assert "a run broke at every rate: CURLoRA" in caption
+
+
+def test_the_peer_table_chooses_each_rate_on_the_seeds_the_claims_read():
+    """A seed missing at one rate of an arm leaves that arm's choice of rate: the table must not
+    let the seed's other runs pull the choice elsewhere."""
+    index = _study(range(4)).index
+    chosen = DomainStudy(list(index.values()), base_rank=16).operating_rate()["full"]
+    del index[("full", next(lr for lr in (1e-4, 1e-3, 1e-2) if lr != chosen), 3)]
+    assert DomainStudy(list(index.values()), base_rank=16).operating_rate()["full"] == chosen
+    # Seed 3's run at that rate validates terribly: read on every seed, another rate would win.
+    pair = index[("full", chosen, 3)].nll["target-val"]
+    pair["after"] = [[nll + 50 * tokens, tokens] for nll, tokens in pair["after"]]
+    study = DomainStudy(list(index.values()), base_rank=16)
+    assert study.operating_rate()["full"] == chosen
+    table = forgets_least(study, load_plan(protocol="domain"), None, replicates=20).table
+    assert table.loc["full fine-tuning", "operating rate"] == f"{chosen:g}"
+
+
+def lr_seed(lr: float) -> int:
+    """A different seed breaks at each rate: no one seed is to blame for the arm."""
+    return {1e-4: 0, 1e-3: 1, 1e-2: 2}[lr]
 
 
 def test_a_study_refuses_two_settings_under_one_name():

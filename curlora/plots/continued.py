@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from curlora.arms import Arm
 from curlora.domain_study import DomainStudy
 from curlora.matching import on_rise
-from curlora.narration import seeds_read
+from curlora.narration import seed_counts, seeds_read
 from curlora.plots.style import arm_color, figure, set_caption
 
 #: How the x axis names each split learning is read on.
@@ -105,12 +105,13 @@ def domain_frontiers(
 
 
 def domain_losses(study: DomainStudy) -> Figure:
-    """The training loss per step at each arm's operating rate (mean over seeds)."""
+    """The training loss per step at each arm's operating rate (mean over the arm's seeds)."""
     fig, axes = figure(1, 1, width=6.0, height=3.6)
     ax = axes[0, 0]
-    chosen = study.operating_rate()
-    for arm in study.arms:
-        losses = np.array([r.loss for r in study.runs_of(arm, chosen[arm])], dtype=float)
+    chosen, seeds = study.operating_rate(), study.arm_seeds()
+    for arm in chosen:
+        runs = [r for r in study.runs_of(arm, chosen[arm]) if r.spec.seed in seeds[arm]]
+        losses = np.array([r.loss for r in runs], dtype=float)
         ax.plot(
             np.arange(1, losses.shape[1] + 1),
             losses.mean(axis=0),
@@ -119,9 +120,13 @@ def domain_losses(study: DomainStudy) -> Figure:
         )
     ax.set(xlabel="training step", ylabel="next-token loss (nats/token)")
     ax.legend(fontsize=8)
+    over = seed_counts({arm: len(seeds[arm]) for arm in chosen})
+    unchosen = [Arm.parse(a).display for a in study.arms if a not in chosen]
     set_caption(
         fig,
         f"Training loss on the domain's training files at each arm's operating rate, mean of "
-        f"{len(study.seeds)} seed(s); each step is a new batch of blocks (no repeats)",
+        f"{over} (those that ran every rate of the arm); each step is a new batch of blocks (no "
+        "repeats)"
+        + (f"; not drawn, a run broke at every rate: {', '.join(unchosen)}" if unchosen else ""),
     )
     return fig
