@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from curlora.arms import Arm
+from curlora.experiment.domain_spec import DomainSpec
 from curlora.experiment.presets import PRESETS
 from curlora.plan import AnalysisPlan
 
@@ -239,6 +240,11 @@ def domain_check(study: DomainStudy, plan: AnalysisPlan) -> DesignCheck:
     """A continued-training study's runs against its plan's design: settings, arms, rates and
     seeds."""
     d = plan.design
-    planned = {"model": d["model"], "domain": d["domain"], "rank": d["rank"], **d["run"]}
+    # Every setting, not only those the plan spells out: its comments register the rest as
+    # the spec's defaults (constant rate, no warmup, fp32), and a run changing one must show.
+    spec = DomainSpec(model=d["model"], domain=d["domain"], rank=d["rank"], **d["run"])
+    planned = {
+        f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in PER_RUN
+    }
     expected = {arm: (rates, d["seeds"]) for arm, rates in d["rates"].items()}
     return _check(study, planned, expected, [])

@@ -152,6 +152,15 @@ class DomainStudy:
 
     def cells(self, plan: AnalysisPlan) -> Cells:
         """The per-seed arrays the registered claims are read from (``curlora.cells.Cells``)."""
+        # Protocol 2 has one learning axis and one selection rule; a plan naming others would
+        # otherwise be read with these without a word.
+        if (plan.plasticity_axis, plan.selection) != ("nll", "domain_val_nll"):
+            raise ValueError(
+                f"Protocol 2 reads learning as the domain's validation NLL drop and chooses rates "
+                f"by 'domain_val_nll'; the plan asks for axis {plan.plasticity_axis!r} and "
+                f"selection {plan.selection!r}. Use plasticity_axis = 'nll' and selection = "
+                "'domain_val_nll' (analysis_plan_domain.toml)."
+            )
         seeds = tuple(self.seeds)
         index = {s: k for k, s in enumerate(seeds)}
         rates = {a: tuple(self.rates(a)) for a in self.arms}

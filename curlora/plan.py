@@ -141,6 +141,8 @@ def load_plan(path: str | Path | None = None, protocol: str = "paper") -> Analys
         problems.append(f"plasticity_axis {a['plasticity_axis']!r} is not one of {AXES}")
     if a["selection"] not in SELECTIONS:
         problems.append(f"selection {a['selection']!r} is not one of {SELECTIONS}")
+    if a["multiplicity"] != "holm":
+        problems.append(f"multiplicity {a['multiplicity']!r}: only 'holm' is implemented")
     if data["plan"]["status"] not in ("draft", "registered"):
         problems.append(f"status {data['plan']['status']!r} is not 'draft' or 'registered'")
     if len({c.key for c in claims}) < len(claims):

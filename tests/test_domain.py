@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from synthetic_runs import SLOPES
@@ -333,6 +335,13 @@ def test_tables_figures_and_text_read_each_arm_on_the_seeds_its_claims_read():
     assert "none: 1 of 4 runs broke" in rows
 
 
+def test_protocol_2_refuses_a_plan_asking_for_another_axis_or_selection():
+    plan = load_plan(protocol="domain")
+    for other in ({"plasticity_axis": "brier"}, {"selection": "final_val_nll"}):
+        with pytest.raises(ValueError, match="Protocol 2 reads learning"):
+            _study(range(2)).cells(dataclasses.replace(plan, **other))
+
+
 def test_the_plan_names_the_runs_of_its_design():
     plan = load_plan(protocol="domain")
     specs = domain_design(plan)
@@ -368,6 +377,10 @@ def test_runs_off_the_plans_design_are_named_as_deviations():
     ]
     on_design = DomainStudy(runs, base_rank=d["rank"]).cells(plan).design
     assert on_design == DesignCheck(checked=True)
+    # A setting the plan registers only in words (fp32, a constant rate) is checked too.
+    runs[0].spec = runs[0].spec.replace(dtype="bfloat16")
+    check = DomainStudy(runs, base_rank=d["rank"]).cells(plan).design
+    assert any("bfloat16" in phrase and "float32" in phrase for phrase in check.differs)
     off = _study()  # seeds 0–4, where the plan runs 1–5
     check = off.cells(plan).design
     assert "not at seeds 5 of the plan's 1–5" in check.missing

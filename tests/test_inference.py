@@ -35,6 +35,10 @@ def test_a_plan_with_a_bad_claim_says_which(tmp_path):
     bad.write_text(text)
     with pytest.raises(ValueError, match="lora-explodes.*sideways"):
         load_plan(bad)
+    # A rule the code does not implement is refused, not read as another one.
+    bad.write_text(plan_path().read_text().replace('multiplicity = "holm"', 'multiplicity = "bh"'))
+    with pytest.raises(ValueError, match="multiplicity 'bh'"):
+        load_plan(bad)
 
 
 def test_holm_adjusts_step_down():
