@@ -282,6 +282,17 @@ def test_the_peer_table_chooses_each_rate_on_the_seeds_the_claims_read():
     assert table.loc["full fine-tuning", "operating rate"] == f"{chosen:g}"
 
 
+def test_a_change_needs_the_same_windows_before_and_after():
+    run = _synthetic("lora", 1e-3, 0, 0.05)
+    pair = run.nll["general-eval"]
+    pair["after"] = [[nll, tokens - 1] for nll, tokens in pair["after"]]
+    with pytest.raises(ValueError, match="general-eval NLLs before and after"):
+        run.windows("general-eval")
+    pair["after"] = pair["after"][:-1]
+    with pytest.raises(ValueError, match="not a paired measurement"):
+        run.change("general-eval")
+
+
 def lr_seed(lr: float) -> int:
     """A different seed breaks at each rate: no one seed is to blame for the arm."""
     return {1e-4: 0, 1e-3: 1, 1e-2: 2}[lr]

@@ -39,6 +39,13 @@ class DomainResults:
         """Per window of ``measure``: the change in summed NLL (after − before), and its tokens."""
         before = np.asarray(self.nll[measure]["before"], dtype=float).reshape(-1, 2)
         after = np.asarray(self.nll[measure]["after"], dtype=float).reshape(-1, 2)
+        # A change is only a change if both sides scored the same tokens of the same windows.
+        if before.shape != after.shape or not np.array_equal(before[:, 1], after[:, 1]):
+            raise ValueError(
+                f"The run's {measure} NLLs before and after training cover different windows "
+                f"or token counts ({len(before)} and {len(after)} windows); the record is not "
+                "a paired measurement. Re-run it (delete its folder under the results cache)."
+            )
         return after[:, 0] - before[:, 0], before[:, 1]
 
     @property
