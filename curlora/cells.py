@@ -57,6 +57,20 @@ class Cells:
     def arms(self) -> list[str]:
         return list(self.rates)
 
+    @property
+    def plasticity_label(self) -> tuple[str, float]:
+        """The plasticity axis as a reader names it, and the factor its values are shown at."""
+        name, scale = _AXIS_NAMES[self.axis]
+        return self.x_label or f"plasticity: {name} over head-only", scale
+
+
+#: Each plasticity axis's name and the factor its values are shown at.
+_AXIS_NAMES = {
+    "nll": ("NLL drop (nats)", 1),
+    "brier": ("Brier drop", 1),
+    "accuracy": ("accuracy gain (pts)", 100),
+}
+
 
 def _own(run: Results, split: str, column: str) -> dict[str, float]:
     """Each task's ``column`` (accuracy, nll, brier) right after training it, on ``split``."""

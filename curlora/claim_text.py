@@ -14,7 +14,6 @@ import pandas as pd
 from scipy import stats as _st
 
 from curlora.arms import Arm
-from curlora.cells import Cells
 from curlora.claims import Reading, Robustness
 from curlora.readings import factor
 from curlora.stats import Interval
@@ -31,20 +30,6 @@ def ratio_text(log_ratio: float) -> str:
     if 10 <= ratio < 1e3:
         return f"×{ratio:.0f}"
     return factor(ratio) if ratio >= 1e3 or ratio < 1e-3 else f"×{ratio:.2g}"
-
-
-#: How each plasticity axis reads, and the factor its values are shown at.
-_AXES = {
-    "nll": ("NLL drop (nats)", 1),
-    "brier": ("Brier drop", 1),
-    "accuracy": ("accuracy gain (pts)", 100),
-}
-
-
-def plasticity_label(cells: Cells) -> tuple[str, float]:
-    """A study's plasticity axis as a reader names it, and the factor its values are shown at."""
-    name, scale = _AXES[cells.axis]
-    return cells.x_label or f"plasticity: {name} over head-only", scale
 
 
 def level_text(level: float) -> str:
@@ -115,7 +100,12 @@ def claim_sentence(r: Reading, trainable: dict[str, int] | None = None) -> str:
             "holds": f"**Prefer {a} to {b} to keep {what}**",
             "contradicted": f"**Do not pick {a} over {b} to keep {what}**",
         }.get(r.verdict, f"**No basis to choose {a} or {b} to keep {what}**")
-        head = f"{decision}: for the same learning, {relative}"
+        reach = (
+            f" (where both reach {r.learning[0]:.2g} to {r.learning[1]:.2g}, {r.learning_axis})"
+            if r.learning
+            else ""
+        )
+        head = f"{decision}: for the same learning{reach}, {relative}"
         cost = ""
         if trainable and c.arm in trainable and c.against in trainable:
             cost = f" {a} trains {trainable[c.arm]:,} parameters, {b} {trainable[c.against]:,}."

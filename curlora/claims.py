@@ -47,6 +47,10 @@ class Reading:
     level: float = math.nan  # the confidence of the claim's Holm step
     verdict: str = "undecided"
     reason: str = ""  # why there is no estimate, or why it is undefined
+    #: A matched claim's learning range both frontiers cover (as observed, on the axis's display
+    #: scale), and the axis's name: the "same learning" its difference is read over.
+    learning: tuple[float, float] | None = None
+    learning_axis: str = ""
 
     @property
     def readable(self) -> bool:
@@ -80,7 +84,8 @@ def estimate_claim(
     n = len(mine.seeds)
     if n == 0:
         return Reading(claim, None, math.nan, reason="no seed ran every rate of its arms")
-    point = float(_statistic(claim, mine, Means(mine, identity(n, len(mine.tokens))), plan)[0])
+    observed = Means(mine, identity(n, len(mine.tokens)))
+    point = float(_statistic(claim, mine, observed, plan)[0])
     w, b = len(mine.tokens), replicates or plan.bootstrap_replicates
     by_seeds = _statistic(claim, mine, Means(mine, seed_draws(n, w, b, plan.bootstrap_seed)), plan)
     by_windows = _statistic(
@@ -95,7 +100,15 @@ def estimate_claim(
             "validation score"
         )
         return Reading(claim, e, math.nan, reason=reason)
-    return Reading(claim, e, _p_value(claim, e))
+    if claim.kind != "matched":
+        return Reading(claim, e, _p_value(claim, e))
+    span = common_range(
+        observed.frontier(claim.outcome, claim.arm, 0),
+        observed.frontier(claim.outcome, claim.against, 0),
+    )
+    label, scale = mine.plasticity_label
+    learning = None if span is None else (span[0] * scale, span[1] * scale)
+    return Reading(claim, e, _p_value(claim, e), learning=learning, learning_axis=label)
 
 
 def rate_choices(

@@ -20,7 +20,6 @@ from curlora.claim_text import (
     claim_sentence,
     claims_table,
     decision_box,
-    plasticity_label,
     range_text,
     robustness_table,
     value_text,
@@ -557,7 +556,7 @@ def claim_section(
             lines += ["", text]
     levels = at_every_level(r.claim, cells, plan, replicates)
     if levels:
-        x, scale = plasticity_label(cells)
+        x, scale = cells.plasticity_label
         rows = [
             {
                 x: f"{level * scale:.3g}",

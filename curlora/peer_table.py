@@ -22,7 +22,7 @@ from types import MappingProxyType
 import pandas as pd
 
 from curlora.arms import Arm
-from curlora.claim_text import level_text, plasticity_label, range_text, value_text
+from curlora.claim_text import level_text, range_text, value_text
 from curlora.claims import Reading, read_claims, study_cells
 from curlora.domain_study import DomainStudy
 from curlora.matching import NO_RATE, observed
@@ -287,7 +287,7 @@ def forgets_least(
     keys = {r.claim.key: "claim" for r in [*own, *own_forgetting]}
     keys |= {r.claim.key: "secondary" for r in secondary}
     refs = [ref for ref in REFERENCES if ref in arms]
-    label, scale = plasticity_label(cells)
+    label, scale = cells.plasticity_label
     # The benchmark timed the base rank: read it off an arm run at the study's own rank.
     spec = next(
         r.spec

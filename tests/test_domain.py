@@ -293,6 +293,27 @@ def test_a_change_needs_the_same_windows_before_and_after():
         run.change("general-eval")
 
 
+def test_a_matched_verdict_names_the_learning_it_is_read_over():
+    study = _study(range(3))
+    table = study.frontier_table()
+    for r in read_claims([study], load_plan(protocol="domain"), replicates=20):
+        if r.claim.kind != "matched":
+            assert r.learning is None
+            continue
+        lo, hi = r.learning
+        # The range both frontiers reach: inside each arm's span of mean learning, and both
+        # arms' lowest rates learn no more than its start (each frontier covers all of it).
+        for arm in r.claim.arms():
+            learned = table.loc[table["arm"] == arm, "learning_val"]
+            assert learned.min() <= lo < hi <= learned.max()
+        assert lo == pytest.approx(
+            max(table.loc[table["arm"] == a, "learning_val"].min() for a in r.claim.arms())
+        )
+        assert f"where both reach {lo:.2g} to {hi:.2g}, learned: domain validation" in (
+            claim_sentence(r)
+        )
+
+
 def lr_seed(lr: float) -> int:
     """A different seed breaks at each rate: no one seed is to blame for the arm."""
     return {1e-4: 0, 1e-3: 1, 1e-2: 2}[lr]
