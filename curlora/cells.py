@@ -129,6 +129,12 @@ def cells_of(study: Study, plan: AnalysisPlan) -> Cells:
         axis = "accuracy"
     axes = [a for a in ("nll", "brier", "accuracy") if a == "accuracy" or has_scores]
     selection = plan.selection
+    if selection == "domain_val_nll":
+        raise ValueError(
+            "The plan chooses rates by 'domain_val_nll', protocol 2's rule; the paper protocol's "
+            "runs are read with 'final_val_nll' or 'own_plasticity'. Use the paper protocol's "
+            "plan (analysis_plan.toml) for these runs."
+        )
     if selection == "final_val_nll" and any(
         math.isnan(r.final_validation_nll()) for r in runs if r.spec.method != "head-only"
     ):

@@ -269,10 +269,10 @@ def seed_t_interval(claim: Claim, cells: Cells, plan: AnalysisPlan) -> Interval:
         alone[0, k] = 1.0
         one = Means(mine, Draws(alone, np.ones((1, len(mine.tokens)))))
         if claim.kind != "matched":
-            k = int(every.operating_rate(claim.arm)[0])
-            if k == NO_RATE:
+            best = int(every.operating_rate(claim.arm)[0])
+            if best == NO_RATE:
                 return t_interval([])
-            chosen = mine.rates[claim.arm][k]
+            chosen = mine.rates[claim.arm][best]
             per_seed.append(float(one.outcome(claim.outcome, claim.arm, chosen)[0]))
             continue
         curves = {}

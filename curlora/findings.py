@@ -496,6 +496,8 @@ def _rate_choice_text(
     and what a split choice does to its interval."""
     shares = rate_choices(r.claim, cells, plan, replicates)
     chosen = ", ".join(f"{lr:g} in {share:.0%}" for lr, share in shares.items() if share > 0)
+    if (none := 1 - sum(shares.values())) > 0.005:
+        chosen += f", none (a broken run at every rate) in {none:.0%}"
     text = (
         f"Validation's choice of {Arm.parse(r.claim.arm).display}'s operating rate, re-made in "
         f"every replicate that resamples the seeds: {chosen}."
@@ -546,8 +548,8 @@ def claim_section(
     if r.readable and r.estimate.undefined > 0:
         lines.append(
             f"In {r.estimate.undefined:.0%} of the bootstrap replicates the statistic was "
-            "undefined (no common plasticity range, for a matched claim); the interval rests "
-            "on the others."
+            "undefined (for a matched claim: no common plasticity range; at an operating rate: "
+            "no rate could be chosen); the interval rests on the others."
         )
     if r.readable and r.claim.kind != "matched":
         lines += ["", _rate_choice_text(r, cells, plan, replicates)]

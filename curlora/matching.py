@@ -215,7 +215,7 @@ def restrict(cells: Cells, arms: Sequence[str]) -> Cells:
 
 def observed(cells: Cells, arm: str) -> tuple[Cells, Means]:
     """An arm's cells on the seeds that ran every rate of it, and their means as observed: what
-    its operating rate is chosen on, in the claims, the tables and the figures alike."""
+    its operating rate is chosen on by the claims, and by protocol 2's tables and figures."""
     mine = restrict(cells, [arm])
     return mine, Means(mine, identity(len(mine.seeds), len(mine.tokens)))
 

@@ -120,7 +120,10 @@ def sampling_frontiers(study, arms: list[str]) -> str:
     for arm in arms:
         # A rate where a run broke has no mean gain (Study.rate_plasticity leaves it out).
         gains = [i.mean * 100 for i in study.rate_plasticity(arm).values()]
-        ranges[arm] = (min(gains), max(gains))
+        if gains:
+            ranges[arm] = (min(gains), max(gains))
+    if not ranges:
+        return "No arm has a rate where every run held together, so none has a learning range."
     low = max(lo for lo, _ in ranges.values())
     high = min(hi for _, hi in ranges.values())
     shared = (
@@ -130,10 +133,12 @@ def sampling_frontiers(study, arms: list[str]) -> str:
         else "No gain is reached by all of them, so no two can be compared for the same learning "
         "over the whole set; pairs may still overlap."
     )
+    skipped = [a for a in arms if a not in ranges]
     return (
         "Across their rates, the validation gain over head-only spans "
         + "; ".join(f"{a} {lo:+.1f} to {hi:+.1f} points" for a, (lo, hi) in ranges.items())
         + f". {shared}"
+        + (f" ({', '.join(skipped)}: a run broke at every rate, so no gain.)" if skipped else "")
     )
 
 
@@ -201,8 +206,8 @@ def continued_training(study) -> str:
     )
     if none := [Arm.parse(a).display for a in table["arm"].unique() if a not in chosen.index]:
         text += (
-            f"{' and '.join(none)} {'have' if len(none) > 1 else 'has'} no operating rate: a run "
-            "broke at every rate. "
+            f"{' and '.join(none)} {'have' if len(none) > 1 else 'has'} no operating rate: at "
+            "every rate a run broke, or no seed ran all of its rates. "
         )
     if len(chosen) > 1:
         most, least = chosen["learning_eval"].idxmax(), chosen["forgetting"].idxmin()

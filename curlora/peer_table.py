@@ -19,9 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
+import numpy as np
 import pandas as pd
 
 from curlora.arms import Arm
+from curlora.cells import Cells
 from curlora.claim_text import level_text, range_text, value_text
 from curlora.claims import Reading, read_claims, study_cells
 from curlora.domain_study import DomainStudy
@@ -189,17 +191,23 @@ def _registered(readings, arms: list[str], outcome: str = OUTCOME) -> list[Readi
     ]
 
 
-def _operating(cells, arm: str) -> tuple[float, float, float]:
+def _operating(cells: Cells, arm: str) -> tuple[float, float, float] | None:
     """(rate, plasticity, log perplexity ratio) at the arm's operating rate, as observed on the
-    seeds that ran every rate of the arm (as the claims and the frontier table read it)."""
+    seeds that ran every rate of the arm (as the claims and the frontier table read it); None
+    where no rate can be chosen."""
     cells, means = observed(cells, arm)
-    k = int(means.operating_rate(arm)[0])
-    if k == NO_RATE:
+    # A broken run has no score either, but it did validate: only then is the advice below wrong.
+    if not any(
+        (np.isfinite(cells.score[(arm, lr)]) | cells.broken.get((arm, lr), False)).any()
+        for lr in cells.rates[arm]
+    ):
         raise ValueError(
-            f"{arm} has no validation score at any rate (or a run broke at every rate), so no "
-            "operating rate can be chosen; run it with val_size > 0 (the domain protocol: with "
-            "validation files), and add lower rates if its runs diverged."
+            f"{arm} has no validation score at any rate, so no operating rate can be chosen; "
+            "run it with val_size > 0 (the domain protocol: with validation files)."
         )
+    k = int(means.operating_rate(arm)[0])
+    if k == NO_RATE:  # every rate has a broken run, or no seed ran all of them
+        return None
     lr = cells.rates[arm][k]
     return lr, float(means.x(arm, lr)[0]), float(means.outcome(OUTCOME, arm, lr)[0])
 
@@ -299,13 +307,14 @@ def forgets_least(
     costs = None if other else costs
     rows, order = [], []
     for arm in arms:
-        lr, x, y = _operating(cells, arm)
+        chosen = _operating(cells, arm)
+        lr, x, y = chosen or (cells.rates[arm][0], math.nan, math.nan)
         runs = study.runs_of(arm, lr)
         row = {
             "arm": Arm.parse(arm).display,
             "trainable": int(runs[0].parameters.get("adapter", 0)),
-            "operating rate": f"{lr:g}",
-            f"{label} at it": f"{x * scale:+.3g}",
+            "operating rate": f"{lr:g}" if chosen else "none (every rate broke or lacks a seed)",
+            f"{label} at it": f"{x * scale:+.3g}" if chosen else "—",
             "perplexity change at it": value_text(OUTCOME, y),
         }
         for ref in refs:

@@ -238,6 +238,12 @@ class Study:
     def operating_rate(self, arm: str) -> float:
         """The arm's rate chosen on validation by ``selection`` (head-only: its only rate)."""
         rates = self.rates(arm)
+        if arm != "head-only" and all(self.broke(arm, lr) for lr in rates):
+            raise ValueError(
+                f"At every rate of {arm} ({', '.join(f'{lr:g}' for lr in rates)}) a run broke "
+                "(its loss or perplexity is not a number), so no operating rate can be chosen. "
+                "Run it at lower rates too."
+            )
         if arm == "head-only" or len(rates) == 1:
             return rates[0]
         if not self.has_validation:

@@ -263,7 +263,12 @@ def test_an_arm_that_broke_at_every_rate_has_no_operating_rate_and_says_so():
     assert not keeps.readable and "no rate of curlora can be chosen" in keeps.reason
     assert "CURLoRA has no operating rate" in narration.continued_training(study)
     caption = plots.domain_losses(study).texts[-1].get_text().replace("\n", " ")
-    assert "a run broke at every rate: CURLoRA" in caption
+    assert "no operating rate" in caption and caption.endswith("CURLoRA")
+    # Every reader of the arm still draws and prints: nothing names a rate it did not choose.
+    assert figure_problems(plots.domain_frontiers(study)) == []
+    table = forgets_least(study, plan, None, replicates=20).table
+    assert table.loc["CURLoRA", "operating rate"].startswith("none")
+    assert "none (a broken run at every rate)" not in domain_section(study, replicates=20).page
 
 
 def test_the_peer_table_chooses_each_rate_on_the_seeds_the_claims_read():

@@ -39,6 +39,10 @@ def test_a_plan_with_a_bad_claim_says_which(tmp_path):
     bad.write_text(plan_path().read_text().replace('multiplicity = "holm"', 'multiplicity = "bh"'))
     with pytest.raises(ValueError, match="multiplicity 'bh'"):
         load_plan(bad)
+    # Protocol 2's selection rule does not apply to the paper protocol's runs.
+    domain_rule = dataclasses.replace(load_plan(), selection="domain_val_nll")
+    with pytest.raises(ValueError, match="protocol 2's rule"):
+        cells_of(synthetic_study(0.0, 0.0), domain_rule)
 
 
 def test_holm_adjusts_step_down():

@@ -166,3 +166,9 @@ def test_a_rate_where_a_run_broke_has_no_mean_in_tables_and_figures():
     caption = frontiers(study, ["curlora", "lora"]).texts[-1].get_text()
     assert "a rate where a run broke" in caption
     assert "broke" not in frontiers(synthetic_study(0.0, 0.0)).texts[-1].get_text()
+    # Broken at every rate: no rate is named as chosen (it had been the lowest).
+    for lr in study.rates("lora"):
+        run = next(r for r in study.runs_of("lora", lr) if r.spec.seed == 0)
+        run.perplexity.at[1, "nll"] = [[math.nan, 1]]
+    with pytest.raises(ValueError, match="At every rate of lora .* a run broke"):
+        Study(study.runs, base_rank=4).operating_rate("lora")

@@ -66,8 +66,9 @@ def domain_frontiers(
                 lw=1.5,
                 ms=4,
             )
-        at = points[points["rate"] == chosen[arm]].iloc[0]
-        ax.plot(at["x"], at["y"], "o", ms=11, mfc="none", mec=color, mew=1.5)
+        if arm in chosen.index:  # an arm with no choosable rate has no ring
+            at = points[points["rate"] == chosen[arm]].iloc[0]
+            ax.plot(at["x"], at["y"], "o", ms=11, mfc="none", mec=color, mew=1.5)
         drawn = points.dropna(subset=["x", "y"])
         if drawn.empty:
             continue
@@ -127,6 +128,11 @@ def domain_losses(study: DomainStudy) -> Figure:
         f"Training loss on the domain's training files at each arm's operating rate, mean of "
         f"{over} (those that ran every rate of the arm); each step is a new batch of blocks (no "
         "repeats)"
-        + (f"; not drawn, a run broke at every rate: {', '.join(unchosen)}" if unchosen else ""),
+        + (
+            f"; not drawn, no operating rate (at every rate a run broke, or no seed ran all its "
+            f"rates): {', '.join(unchosen)}"
+            if unchosen
+            else ""
+        ),
     )
     return fig
