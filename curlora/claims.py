@@ -102,10 +102,7 @@ def estimate_claim(
         return Reading(claim, e, math.nan, reason=reason)
     if claim.kind != "matched":
         return Reading(claim, e, _p_value(claim, e))
-    span = common_range(
-        observed.frontier(claim.outcome, claim.arm, 0),
-        observed.frontier(claim.outcome, claim.against, 0),
-    )
+    span = _observed_span(claim, observed)
     label, scale = mine.plasticity_label
     learning = None if span is None else (span[0] * scale, span[1] * scale)
     return Reading(claim, e, _p_value(claim, e), learning=learning, learning_axis=label)
@@ -138,6 +135,15 @@ def frontier_shares(
         on = np.array([on_rise(x, y) for x, y in zip(xs, ys, strict=True)])
         shares[arm] = {lr: float(on[:, k].mean()) for k, lr in enumerate(mine.rates[arm])}
     return shares
+
+
+def _observed_span(claim: Claim, observed: Means) -> tuple[float, float] | None:
+    """The plasticity range a matched claim's two frontiers cover, as observed (``observed``:
+    means over the data itself)."""
+    return common_range(
+        observed.frontier(claim.outcome, claim.arm, 0),
+        observed.frontier(claim.outcome, claim.against, 0),
+    )
 
 
 def _p_value(claim: Claim, e: Estimate) -> float:
@@ -307,9 +313,7 @@ def at_every_level(
     if n == 0:
         return []
     every = Means(mine, identity(n, w))
-    span = common_range(
-        every.frontier(claim.outcome, claim.arm, 0), every.frontier(claim.outcome, claim.against, 0)
-    )
+    span = _observed_span(claim, every)
     if span is None:
         return []
     b = replicates or plan.bootstrap_replicates
