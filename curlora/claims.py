@@ -20,8 +20,8 @@ from curlora.bootstrap import Draws, Estimate, estimate, identity, seed_draws, w
 from curlora.cells import Cells, cells_of
 from curlora.domain_study import DomainStudy
 from curlora.matching import (
-    NO_RATE,
     Means,
+    chosen_rate,
     common_range,
     difference_at,
     level_grid,
@@ -275,10 +275,9 @@ def seed_t_interval(claim: Claim, cells: Cells, plan: AnalysisPlan) -> Interval:
         alone[0, k] = 1.0
         one = Means(mine, Draws(alone, np.ones((1, len(mine.tokens)))))
         if claim.kind != "matched":
-            best = int(every.operating_rate(claim.arm)[0])
-            if best == NO_RATE:
+            chosen = chosen_rate(every, claim.arm)
+            if chosen is None:
                 return t_interval([])
-            chosen = mine.rates[claim.arm][best]
             per_seed.append(float(one.outcome(claim.outcome, claim.arm, chosen)[0]))
             continue
         curves = {}

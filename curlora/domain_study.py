@@ -28,7 +28,7 @@ from curlora.cells import Cells
 from curlora.design_check import domain_check
 from curlora.experiment.domain_results import DomainResults
 from curlora.experiment.domain_spec import DomainSpec
-from curlora.matching import NO_RATE, observed, restrict
+from curlora.matching import chosen_rate, observed, restrict
 from curlora.plan import AnalysisPlan, load_plan
 
 #: Where protocol 2's runs are told apart from the paper protocol's in a study's orders.
@@ -113,9 +113,8 @@ class DomainStudy:
         for arm in self.arms:
             # The claims' own rule (curlora.matching), so tables, figures and verdicts name one
             # rate: a rate where a run broke, or that no seed scores, is never chosen.
-            mine, means = observed(cells, arm)
-            if (k := int(means.operating_rate(arm)[0])) != NO_RATE:
-                chosen[arm] = mine.rates[arm][k]
+            if (lr := chosen_rate(observed(cells, arm)[1], arm)) is not None:
+                chosen[arm] = lr
         return chosen
 
     def frontier_table(self, confidence: float = 0.95) -> pd.DataFrame:

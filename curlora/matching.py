@@ -220,6 +220,13 @@ def observed(cells: Cells, arm: str) -> tuple[Cells, Means]:
     return mine, Means(mine, identity(len(mine.seeds), len(mine.tokens)))
 
 
+def chosen_rate(means: Means, arm: str) -> float | None:
+    """The arm's operating rate in the means' first replicate (the data as observed, for
+    ``observed``'s means); None where no rate can be chosen."""
+    k = int(means.operating_rate(arm)[0])
+    return None if k == NO_RATE else means.cells.rates[arm][k]
+
+
 def level_grid(lo: float, hi: float, count: int) -> list[float]:
     """``count`` plasticity levels spread evenly inside [lo, hi] (ends excluded: the frontiers'
     ends move in every replicate, so a level on an end would be undefined half the time)."""

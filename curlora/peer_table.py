@@ -27,7 +27,7 @@ from curlora.cells import Cells
 from curlora.claim_text import level_text, range_text, value_text
 from curlora.claims import Reading, read_claims, study_cells
 from curlora.domain_study import DomainStudy
-from curlora.matching import NO_RATE, observed
+from curlora.matching import chosen_rate, observed
 from curlora.plan import AnalysisPlan, Claim
 from curlora.readings import markdown_table
 from curlora.study import Study
@@ -205,10 +205,9 @@ def _operating(cells: Cells, arm: str) -> tuple[float, float, float] | None:
             f"{arm} has no validation score at any rate, so no operating rate can be chosen; "
             "run it with val_size > 0 (the domain protocol: with validation files)."
         )
-    k = int(means.operating_rate(arm)[0])
-    if k == NO_RATE:  # every rate has a broken run, or no seed ran all of them
+    lr = chosen_rate(means, arm)
+    if lr is None:  # every rate has a broken run, or no seed ran all of them
         return None
-    lr = cells.rates[arm][k]
     return lr, float(means.x(arm, lr)[0]), float(means.outcome(OUTCOME, arm, lr)[0])
 
 
